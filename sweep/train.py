@@ -1,0 +1,158 @@
+"""The training loop and evaluation: data resident on the device, batched augmentation, no
+per-sample Python.
+
+Images stay uint8 on the trial's device; each batch is gathered, augmented (random crop with
+padding, horizontal flip) and normalized there in a few tensor operations. All random draws of an
+epoch (order, crop offsets, flips) come from the trial's ``batches`` stream in one go at the start
+of the epoch, so the loop never waits on the host for randomness. Mixed precision (bf16 autocast)
+and channels_last are used on CUDA, where they pay; on CPU the loop stays in float32 and the
+thread count is the trial's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sweep.models import Recipe
+
+EpochCallback = Callable[[int, int, float, float], None]  # (epoch, epochs, mean loss, seconds so far)
+
+
+def crop_padding(height: int) -> int:
+    """Translation range of the random crop: 4 pixels for 32x32 images, scaled for other sizes."""
+    return max(1, round(height / 8))
+
+
+def normalize_stats(images_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of the training images, shaped (1, C, 1, 1), in [0, 1] units."""
+    x = images_u8.float().div_(255)
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
+    return mean, std
+
+
+def augment_batch(x_u8: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor, pad: int) -> torch.Tensor:
+    """Random crop (zero padding ``pad``) and mirror of a uint8 batch, vectorized over the batch.
+
+    ``shifts`` is (B, 2) integer offsets in [0, 2 * pad], ``flips`` (B,) bool.
+    """
+    b, c, h, w = x_u8.shape
+    padded = F.pad(x_u8, (pad, pad, pad, pad))
+    rows = (shifts[:, 0:1] + torch.arange(h, device=x_u8.device)).view(b, 1, h, 1)
+    cols = (shifts[:, 1:2] + torch.arange(w, device=x_u8.device)).view(b, 1, 1, w)
+    # Mirroring is a reversed column index, folded into the same gather.
+    cols = torch.where(flips.view(b, 1, 1, 1), 2 * pad + w - 1 - cols, cols)
+    batch_idx = torch.arange(b, device=x_u8.device).view(b, 1, 1, 1)
+    chan_idx = torch.arange(c, device=x_u8.device).view(1, c, 1, 1)
+    return padded[batch_idx, chan_idx, rows, cols]
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    # No weight decay on BatchNorm parameters and biases: the usual, and it matters at high lr.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=recipe.lr)
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; allowed: adam, sgd")
+
+
+def lr_factor(recipe: Recipe, step: int, total: int) -> float:
+    """Multiplier of the peak learning rate at optimizer step ``step`` of ``total``."""
+    progress = step / max(1, total)
+    if recipe.schedule == "constant":
+        return 1.0
+    if recipe.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    if recipe.schedule == "triangle":
+        if recipe.warmup > 0 and progress < recipe.warmup:
+            return progress / recipe.warmup
+        return max(0.0, (1 - progress) / (1 - recipe.warmup))
+    raise ValueError(f"unknown schedule {recipe.schedule!r}; allowed: constant, cosine, triangle")
+
+
+def train_model(
+    model: nn.Module,
+    images_u8: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    recipe: Recipe,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    augment: bool,
+    generator: torch.Generator,
+    on_epoch: EpochCallback | None = None,
+) -> float:
+    """Train ``model`` in place on uint8 images (N, C, H, W) already on the model's device.
+
+    Returns the training loss of the last epoch (mean over its batches).
+    """
+    device = images_u8.device
+    cuda = device.type == "cuda"
+    n, _, height, _ = images_u8.shape
+    pad = crop_padding(height)
+    batch = min(recipe.batch_size, n)
+    steps_per_epoch = n // batch + (1 if n % batch > 1 else 0)  # a trailing batch of one is dropped
+    total_steps = steps_per_epoch * recipe.epochs
+    optimizer = make_optimizer(model, recipe)
+    memory_format = torch.channels_last if cuda else torch.contiguous_format
+    model.train()
+    step, started, last_loss = 0, time.perf_counter(), float("nan")
+    for epoch in range(recipe.epochs):
+        order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
+        shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).to(device, non_blocking=True)
+        flips = (torch.rand(n, generator=generator) < 0.5).to(device, non_blocking=True)
+        loss_sum = torch.zeros((), device=device)
+        for i in range(steps_per_epoch):
+            idx = order[i * batch : (i + 1) * batch]
+            x = images_u8[idx]
+            if augment:
+                x = augment_batch(x, shifts[idx], flips[idx], pad)
+            x = ((x.float() / 255 - mean) / std).contiguous(memory_format=memory_format)
+            for group in optimizer.param_groups:
+                group["lr"] = recipe.lr * lr_factor(recipe, step, total_steps)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), labels[idx], label_smoothing=recipe.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+            step += 1
+        last_loss = float(loss_sum) / max(1, steps_per_epoch)  # one host sync per epoch
+        if on_epoch is not None:
+            on_epoch(epoch + 1, recipe.epochs, last_loss, time.perf_counter() - started)
+    return last_loss
+
+
+@torch.no_grad()
+def predict_probs(
+    model: nn.Module,
+    images_u8: torch.Tensor,
+    *,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    tta: bool,
+    batch_size: int = 1000,
+) -> torch.Tensor:
+    """Softmax probabilities (N, K) in float32; with ``tta`` averaged over the image and its mirror."""
+    cuda = images_u8.device.type == "cuda"
+    memory_format = torch.channels_last if cuda else torch.contiguous_format
+    model.eval()
+    out = []
+    for start in range(0, len(images_u8), batch_size):
+        x = ((images_u8[start : start + batch_size].float() / 255 - mean) / std).contiguous(memory_format=memory_format)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
+            logits = model(x).float()
+            if tta:
+                logits = (logits + model(x.flip(3)).float()) / 2
+        out.append(torch.softmax(logits, dim=1))
+    return torch.cat(out).float()

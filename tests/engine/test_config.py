@@ -1,0 +1,62 @@
+"""TrialConfig: validation at construction, stable identity."""
+
+import pytest
+
+from sweep.config import TrialConfig
+
+
+def test_trial_id_is_stable_and_ignores_resources():
+    a = TrialConfig(dataset="digits", noise_fraction=0.2, train_size=500, seed=3)
+    assert a.trial_id == TrialConfig(dataset="digits", noise_fraction=0.2, train_size=500, seed=3).trial_id
+    assert a.trial_id == a.replace(num_threads=1, device="cpu", keep_probs=True).trial_id
+    assert a.trial_id != a.replace(seed=4).trial_id
+    assert a.trial_id != a.replace(noise_fraction=0.25).trial_id
+    assert a.trial_id != a.replace(epochs=3).trial_id
+    assert len(a.trial_id) == 16 and int(a.trial_id, 16) >= 0
+
+
+def test_known_trial_id_does_not_drift():
+    # Results folders name files by trial_id: changing the hash would orphan every stored result.
+    assert TrialConfig().trial_id == "1e5839859df40a5d"
+
+
+def test_int_noise_fraction_is_normalized_so_ids_match():
+    assert TrialConfig(noise_fraction=0).trial_id == TrialConfig(noise_fraction=0.0).trial_id
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"noise_fraction": 1.5}, ValueError, r"noise_fraction must be in \[0, 1\], got 1.5"),
+        ({"noise_fraction": -0.1}, ValueError, "noise_fraction must be in"),
+        ({"noise_fraction": float("nan")}, ValueError, "noise_fraction must be in"),
+        ({"train_size": 0}, ValueError, "train_size must be a count >= 1 or a fraction in"),
+        ({"train_size": 1.5}, ValueError, "got 1.5"),
+        ({"train_size": "100"}, TypeError, "train_size must be an int count or a float fraction"),
+        ({"model": "vgg"}, ValueError, "unknown model 'vgg'; allowed: blog_cnn, fast_cnn, resnet18"),
+        ({"noise_mode": "flip"}, ValueError, "unknown noise mode 'flip'; allowed: shuffle"),
+        ({"seed": -1}, ValueError, "seed must be an integer >= 0, got -1"),
+        ({"seed": 1.0}, ValueError, "seed must be an integer"),
+        ({"subset_mode": "balanced"}, ValueError, "unknown subset mode 'balanced'"),
+        ({"epochs": 0}, ValueError, "epochs must be an integer >= 1, got 0"),
+        ({"lr": 0}, ValueError, "lr must be a number > 0"),
+        ({"device": "tpu"}, ValueError, "unknown device 'tpu'"),
+        ({"num_threads": 0}, ValueError, "num_threads must be an integer >= 1"),
+        ({"noise_mode": "matrix", "noise_fraction": 0.2}, ValueError, "needs noise_matrix"),
+        ({"noise_pairs": (("cat", "dog"),)}, ValueError, "only used with noise_mode 'pairs'"),
+        ({"dataset": ""}, TypeError, "dataset must be a non-empty string"),
+    ],
+)
+def test_bad_values_name_the_value_and_what_is_allowed(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        TrialConfig(**kwargs)
+
+
+def test_config_is_frozen():
+    with pytest.raises(AttributeError):
+        TrialConfig().seed = 3  # type: ignore[misc]
+
+
+def test_replace_rejects_unknown_fields():
+    with pytest.raises(ValueError, match="unknown trial option"):
+        TrialConfig().replace(sed=3)

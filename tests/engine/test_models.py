@@ -1,0 +1,53 @@
+"""Models adapt to channels, image size and class count; blog_cnn matches the reference exactly."""
+
+import pytest
+import torch
+from torch import nn
+
+from sweep.config import TrialConfig
+from sweep.models import MODELS, RECIPES, build_model, recipe_for
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("shape, k", [((1, 8, 8), 10), ((3, 32, 32), 10), ((3, 32, 32), 3)])
+def test_output_shape_is_batch_by_classes(name, shape, k):
+    model = build_model(name, shape, k).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, *shape))
+    assert out.shape == (2, k)
+
+
+def test_blog_cnn_is_the_reference_architecture():
+    model = build_model("blog_cnn", (3, 32, 32), 10)
+    convs = [m for m in model if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
+        (3, 32, (3, 3), (1, 1)), (32, 32, (3, 3), (1, 1)), (32, 64, (3, 3), (1, 1)), (64, 64, (3, 3), (1, 1)),
+    ]
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == [(64 * 8 * 8, 256), (256, 10)]
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model) == 2
+    assert sum(isinstance(m, nn.ReLU) for m in model) == 5
+    # 6 weight layers in total: 4 conv + 2 linear.
+    assert sum(p.numel() for p in model.parameters()) == (
+        (3 * 9 * 32 + 32) + (32 * 9 * 32 + 32) + (32 * 9 * 64 + 64) + (64 * 9 * 64 + 64)
+        + (4096 * 256 + 256) + (256 * 10 + 10)
+    )
+
+
+def test_resnet18_has_a_32x32_stem():
+    model = build_model("resnet18", (3, 32, 32), 10)
+    assert model.conv1.stride == (1, 1) and model.conv1.kernel_size == (3, 3)
+    assert isinstance(model.maxpool, nn.Identity)
+
+
+def test_recipe_overrides_apply_and_defaults_stay():
+    recipe = recipe_for(TrialConfig(model="fast_cnn", epochs=3, lr=0.05))
+    assert recipe.epochs == 3 and recipe.lr == 0.05
+    assert recipe.batch_size == RECIPES["fast_cnn"].batch_size
+
+
+def test_unknown_model_and_too_small_images_are_rejected():
+    with pytest.raises(ValueError, match="unknown model 'vgg'"):
+        build_model("vgg", (3, 32, 32), 10)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        build_model("blog_cnn", (1, 10, 10), 10)
