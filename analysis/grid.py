@@ -1,0 +1,214 @@
+"""The results as one array, and the few statistics every analysis shares.
+
+``to_grid`` pivots the long confusion table into ``counts[model, noise, size, seed, true, pred]``
+(NaN where a trial is missing), so every later step is array arithmetic over seeds, never a Python
+loop over trials. Seeds pair across cells (common random numbers), so comparisons are per-seed
+differences; CIs come from the t distribution over seeds or from a bootstrap over seeds.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .schema import AXIS_DECIMALS, CONFUSION_COLUMNS
+
+FACTORS = ("noise", "size")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A results table as arrays. Axes of ``counts``: (model, noise, size, seed, true, pred)."""
+
+    experiment: str
+    dataset: str
+    noise_mode: str
+    classes: tuple[str, ...]  # K class names in the dataset's order
+    models: tuple[str, ...]
+    noise: np.ndarray  # (X,) requested noise fractions, ascending
+    fracs: np.ndarray  # (F,) train fractions, ascending
+    seeds: np.ndarray  # (S,) seeds, ascending
+    counts: np.ndarray  # (M, X, F, S, K, K) float64, NaN where that trial is missing
+    train_size: np.ndarray  # (M, X, F) examples used (median over seeds), NaN where no trial
+
+    @property
+    def present(self) -> np.ndarray:
+        """(M, X, F, S) bool: the trial exists."""
+        return ~np.isnan(self.counts[..., 0, 0])
+
+    def rates(self) -> np.ndarray:
+        """Row-normalized confusion, (M, X, F, S, K, K): share of true class t predicted as p."""
+        support = self.counts.sum(axis=-1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.counts / np.where(support > 0, support, np.nan)
+
+    def baseline(self, m: int) -> tuple[int, int]:
+        """(noise index, size index) of model m's baseline cell: noise 0, largest train fraction."""
+        cells = self.present[m].any(axis=-1)
+        zero = np.flatnonzero(np.isclose(self.noise, 0.0))
+        if zero.size == 0 or not cells[zero[0]].any():
+            raise ValueError(f"no baseline cell for model {self.models[m]!r}: needs trials at noise_fraction 0 "
+                             f"(noise fractions present: {_levels(self.noise[cells.any(axis=1)])})")
+        f_max = np.flatnonzero(cells.any(axis=0)).max()
+        if not cells[zero[0], f_max]:
+            raise ValueError(f"no baseline cell for model {self.models[m]!r}: needs noise_fraction 0 at the largest "
+                             f"train_fraction {self.fracs[f_max]:g} (noise-0 train fractions present: "
+                             f"{_levels(self.fracs[cells[zero[0]]])})")
+        return int(zero[0]), int(f_max)
+
+    def axis(self, m: int, factor: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The one-factor cells of model m: ``(x, noise_idx, size_idx, base)``.
+
+        factor "noise": every noise level at the baseline's train fraction, x = noise fraction ascending.
+        factor "size": every train fraction at noise 0, x = train fraction ascending.
+        ``base`` is the position of the baseline in x. Raises ValueError when fewer than 2 levels exist.
+        """
+        check_factor(factor)
+        i0, j0 = self.baseline(m)
+        cells = self.present[m].any(axis=-1)
+        if factor == "noise":
+            ii = np.flatnonzero(cells[:, j0])
+            jj = np.full(ii.size, j0)
+            x, base = self.noise[ii], 0
+        else:
+            jj = np.flatnonzero(cells[i0, :])
+            ii = np.full(jj.size, i0)
+            x, base = self.fracs[jj], jj.size - 1
+        if x.size < 2:
+            what = (f"noise fractions at train_fraction {self.fracs[j0]:g}" if factor == "noise"
+                    else "train fractions at noise_fraction 0")
+            raise ValueError(f"factor={factor!r} needs at least 2 {what} for model {self.models[m]!r}; "
+                             f"the grid has only {_levels(x)}")
+        return x, ii, jj, base
+
+
+def _levels(values: np.ndarray) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
+
+
+def check_factor(factor: object) -> None:
+    if factor not in FACTORS:
+        raise ValueError(f"factor must be one of {FACTORS}, got {factor!r}")
+
+
+def check_frame(df: object) -> pd.DataFrame:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"expected the confusion DataFrame from load_results, got {type(df).__name__}")
+    missing = [c for c in CONFUSION_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"DataFrame is missing column(s) {missing}; pass the table from load_results(OUT)")
+    if len(df) == 0:
+        raise ValueError("the confusion DataFrame is empty")
+    return df
+
+
+def _single(df: pd.DataFrame, column: str) -> str:
+    values = pd.unique(df[column].astype(str))
+    if len(values) != 1:
+        raise ValueError(f"the table holds {len(values)} values of {column} {sorted(values)}; analyse one at a "
+                         f"time, e.g. df[df.{column} == {sorted(values)[0]!r}]")
+    return str(values[0])
+
+
+def _codes(column: pd.Series, order: list | None = None) -> tuple[np.ndarray, list]:
+    if isinstance(column.dtype, pd.CategoricalDtype) and order is None:
+        used = column.cat.remove_unused_categories()
+        return used.cat.codes.to_numpy(np.int64), [str(c) for c in used.cat.categories]
+    codes, uniques = pd.factorize(column, sort=order is None)
+    return codes.astype(np.int64), list(uniques)
+
+
+def class_order(df: pd.DataFrame) -> list[str]:
+    """Class names: the categorical order from load_results, else order of first appearance."""
+    if isinstance(df["true_class"].dtype, pd.CategoricalDtype):
+        used = set(df["true_class"].astype(str).unique()) | set(df["pred_class"].astype(str).unique())
+        return [str(c) for c in df["true_class"].cat.categories if str(c) in used]
+    return list(pd.unique(pd.concat([df["true_class"], df["pred_class"]], ignore_index=True).astype(str)))
+
+
+def to_grid(df: pd.DataFrame) -> Grid:
+    """Pivot a validated confusion table into a :class:`Grid` (vectorized; ~0.3 s per million rows)."""
+    df = check_frame(df)
+    experiment, dataset, noise_mode = (_single(df, c) for c in ("experiment", "dataset", "noise_mode"))
+    classes = class_order(df)
+    index = {c: k for k, c in enumerate(classes)}
+    K = len(classes)
+    if isinstance(df["true_class"].dtype, pd.CategoricalDtype):
+        remap = np.array([index.get(str(c), -1) for c in df["true_class"].cat.categories])
+        true = remap[df["true_class"].cat.codes.to_numpy()]
+        remap = np.array([index.get(str(c), -1) for c in df["pred_class"].cat.categories])
+        pred = remap[df["pred_class"].cat.codes.to_numpy()]
+    else:
+        true = df["true_class"].astype(str).map(index).to_numpy(np.int64)
+        pred = df["pred_class"].astype(str).map(index).to_numpy(np.int64)
+    model, models = _codes(df["model"])
+    noise, noise_idx = np.unique(np.round(df["noise_fraction"].to_numpy(float), AXIS_DECIMALS), return_inverse=True)
+    fracs, size_idx = np.unique(np.round(df["train_fraction"].to_numpy(float), AXIS_DECIMALS), return_inverse=True)
+    seeds, seed_idx = np.unique(df["seed"].to_numpy(np.int64), return_inverse=True)
+    shape = (len(models), len(noise), len(fracs), len(seeds), K, K)
+    counts = np.full(shape, np.nan)
+    counts[model, noise_idx, size_idx, seed_idx, true, pred] = df["count"].to_numpy(float)
+    # A present trial has every cell filled (load_results guarantees it); zero-fill defensively otherwise.
+    present = ~np.isnan(counts).all(axis=(-2, -1))
+    counts = np.where(present[..., None, None] & np.isnan(counts), 0.0, counts)
+    cell = np.ravel_multi_index((model, noise_idx, size_idx), shape[:3])
+    train_size = pd.Series(df["train_size"].to_numpy(float)).groupby(cell).median()
+    sizes = np.full(int(np.prod(shape[:3])), np.nan)
+    sizes[train_size.index.to_numpy()] = train_size.to_numpy()
+    return Grid(experiment, dataset, noise_mode, tuple(classes), tuple(str(m) for m in models), noise, fracs,
+                seeds, counts, sizes.reshape(shape[:3]))
+
+
+# ---- statistics shared by the analyses ---------------------------------------------------------
+
+def seed_mean(values: np.ndarray, *, confidence: float = 0.95, axis: int = 0) -> dict[str, np.ndarray]:
+    """Mean over seeds (NaN-aware) with its standard error and a t-interval; n is the seeds used.
+
+    With one seed the se and the interval are NaN (one draw says nothing about the spread).
+    """
+    n = np.sum(~np.isnan(values), axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "mean of empty slice": the NaN already says it
+        mean = np.nanmean(values, axis=axis)
+        sd = np.nanstd(values, axis=axis, ddof=1)
+        se = np.where(n >= 2, sd / np.sqrt(n), np.nan)
+        tq = stats.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1))
+        p = np.where(se > 0, 2 * stats.t.sf(np.abs(mean / se), np.maximum(n - 1, 1)),
+                     np.where(mean == 0, 1.0, 0.0))
+        p = np.where(n >= 2, p, np.nan)
+    return {"n": n, "mean": mean, "se": se, "ci_low": mean - tq * se, "ci_high": mean + tq * se, "p": p}
+
+
+def bootstrap_indices(n_seeds: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n_seeds) seed indices drawn with replacement."""
+    return rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+
+
+def check_options(*, confidence: float, n_boot: int | None = None) -> None:
+    if not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if n_boot is not None and (not isinstance(n_boot, (int, np.integer)) or isinstance(n_boot, bool) or n_boot < 100):
+        raise ValueError(f"n_boot must be an integer >= 100, got {n_boot!r}")
+
+
+def class_dtype(classes) -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(list(classes), ordered=True)
+
+
+def per_model(grid: Grid, compute, what: str) -> list:
+    """Run ``compute(m)`` for every model; skip (with a warning) models it cannot handle, raise if none."""
+    out, reasons = [], []
+    for m, name in enumerate(grid.models):
+        try:
+            out.append(compute(m))
+        except ValueError as error:
+            reasons.append(f"{name}: {error}")
+    if not out:
+        raise ValueError(f"cannot compute {what}: " + "; ".join(reasons))
+    if reasons:
+        warnings.warn(f"{what} skipped for " + "; ".join(reasons), stacklevel=3)
+    return out
