@@ -156,7 +156,14 @@ class ExperimentSpec:
         return json.loads(json.dumps({k: getattr(self, k) for k in keep}))
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
+        """The spec in the file layout (``[training]``, ``[resources]`` tables; unset keys left out):
+        ``spec_from_dict(spec.to_dict()) == spec``."""
+        flat = json.loads(json.dumps(asdict(self)))
+        nested: dict[str, Any] = {k: v for k, v in flat.items()
+                                  if k not in _TRAINING_KEYS + _RESOURCE_KEYS and v is not None}
+        nested["training"] = {k: flat[k] for k in _TRAINING_KEYS if flat[k] is not None}
+        nested["resources"] = {k: flat[k] for k in _RESOURCE_KEYS}
+        return nested
 
 
 def _check_axis(key: str, values: Any, check_one) -> None:

@@ -1,0 +1,337 @@
+"""The Parquet contract: the one place that declares the schemas, writes a trial's files, and reads what is done.
+
+Layout under OUT (a local path, an NFS mount, or any pyarrow filesystem URI such as ``s3://bucket/prefix``)::
+
+    OUT/experiment.json               the experiment (spec), see sweep.results_guard
+    OUT/confusion/<trial_id>.parquet  one row per (trial, true class, predicted class), all K x K cells
+    OUT/probs/<trial_id>.parquet      per-example softmax, when the spec keeps it
+    OUT/trials/<trial_id>.parquet     one row per finished trial: THE COMMIT MARKER
+    OUT/failed/<trial_id>.json        a trial's last error, removed once the trial succeeds
+
+A trial's worker writes its files in that order, each atomically (``.<name>.tmp-<uuid>`` then a
+rename; pyarrow skips names that start with "." or "_"), so a crash leaves no visible partial file.
+A trial is *done* exactly when its ``trials/`` file exists and opens: a confusion file without one
+is an interrupted trial, rerun and overwritten under the same name. File names derive from the
+trial_id, so a retried or repeated trial replaces its files instead of duplicating rows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+# ---- schemas: column names, types and order are the public contract ----------------------------
+KEY_FIELDS = [
+    pa.field("experiment", pa.string()),  # ExperimentSpec.name
+    pa.field("trial_id", pa.string()),  # TrialConfig.trial_id: 16 hex digits, stable hash of the identity
+    pa.field("dataset", pa.string()),  # dataset spec as given, e.g. "cifar10"
+    pa.field("model", pa.string()),
+    pa.field("noise_mode", pa.string()),
+    pa.field("noise_fraction", pa.float64()),  # requested
+    pa.field("realized_noise", pa.float64()),  # share of training labels that differ from the truth
+    pa.field("train_size", pa.int64()),  # training examples actually used
+    pa.field("train_fraction", pa.float64()),  # of the full train split
+    pa.field("seed", pa.int64()),
+]
+CONFUSION_SCHEMA = pa.schema(KEY_FIELDS + [
+    pa.field("true_class", pa.string()),
+    pa.field("pred_class", pa.string()),
+    pa.field("count", pa.int64()),  # test examples of true_class predicted as pred_class
+])
+TRIALS_SCHEMA = pa.schema(KEY_FIELDS + [
+    pa.field("accuracy", pa.float64()),  # share of the test set classified correctly
+    pa.field("test_size", pa.int64()),
+    pa.field("epochs", pa.int64()),
+    pa.field("train_seconds", pa.float64()),  # wall clock, training only
+    pa.field("seconds", pa.float64()),  # wall clock, the whole trial
+    pa.field("device", pa.string()),  # e.g. "cpu (2 threads)", "cuda:0 NVIDIA H100 80GB HBM3"
+    pa.field("torch_version", pa.string()),
+    pa.field("torchvision_version", pa.string()),
+    pa.field("numpy_version", pa.string()),
+    pa.field("python_version", pa.string()),
+    pa.field("sweep_version", pa.string()),
+    pa.field("finished_at", pa.timestamp("us", tz="UTC")),
+    # Extra columns (after the contract's): provenance and placement.
+    pa.field("started_at", pa.timestamp("us", tz="UTC")),
+    pa.field("train_size_requested", pa.float64()),  # the spec's value: a count, or a fraction <= 1
+    pa.field("subset_mode", pa.string()),
+    pa.field("final_train_loss", pa.float64()),
+    pa.field("hostname", pa.string()),
+    pa.field("node_ip", pa.string()),
+    pa.field("node_id", pa.string()),  # Ray node id, "" outside Ray
+    pa.field("worker_pid", pa.int64()),  # the process that ran it (dataset decoded once per process)
+    pa.field("attempt", pa.int64()),  # 1 = first try
+    pa.field("config_json", pa.string()),  # the full TrialConfig, JSON
+])
+PROBS_SCHEMA = pa.schema(KEY_FIELDS + [
+    pa.field("example", pa.int64()),  # index in the test split
+    pa.field("true_class", pa.string()),
+    pa.field("pred_class", pa.string()),
+    pa.field("probs", pa.list_(pa.float32())),  # softmax over the classes, in class order
+])
+DIRS = ("confusion", "probs", "trials")
+
+
+# ---- where OUT lives --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Output:
+    """OUT resolved to a pyarrow filesystem and a root path on it."""
+
+    uri: str  # as given (local paths made absolute), e.g. "/home/me/results/quick" or "s3://b/p"
+    fs: pafs.FileSystem
+    root: str  # path on fs, no trailing slash
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+
+def open_output(out: str) -> Output:
+    """Resolve OUT: a local/NFS path (made absolute) or a URI pyarrow understands (s3://, gs://, ...)."""
+    if not isinstance(out, str) or not out.strip():
+        raise ValueError(f"output location must be a non-empty path or URI, got {out!r}")
+    if "://" not in out:
+        root = os.path.abspath(os.path.expanduser(out))
+        return Output(uri=root, fs=pafs.LocalFileSystem(), root=root)
+    try:
+        fs, root = pafs.FileSystem.from_uri(out)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise ValueError(f"cannot use output location {out!r}: {exc}") from None
+    return Output(uri=out.rstrip("/"), fs=fs, root=root.rstrip("/"))
+
+
+def write_bytes_atomic(out: Output, rel_path: str, data: bytes) -> None:
+    """Write OUT/rel_path so that readers see the whole file or nothing: temp name, then rename."""
+    directory, name = rel_path.rsplit("/", 1) if "/" in rel_path else ("", rel_path)
+    final = out.path(rel_path)
+    tmp = out.path(*([directory] if directory else []), f".{name}.tmp-{uuid.uuid4().hex}")
+    if out.is_local:
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())  # the bytes are on disk before the name is
+            os.replace(tmp, final)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return
+    out.fs.create_dir(os.path.dirname(final), recursive=True)
+    with out.fs.open_output_stream(tmp) as fh:
+        fh.write(data)
+    out.fs.move(tmp, final)  # object stores: the final object appears whole (PUT is atomic)
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+# ---- one trial's tables -----------------------------------------------------------------------
+def _key_columns(result: Any, experiment: str, rows: int) -> dict[str, list]:
+    c = result.config
+    values = {
+        "experiment": experiment, "trial_id": c.trial_id, "dataset": c.dataset, "model": c.model,
+        "noise_mode": c.noise_mode, "noise_fraction": float(c.noise_fraction),
+        "realized_noise": float(result.realized_noise), "train_size": int(result.train_size),
+        "train_fraction": float(result.train_fraction), "seed": int(c.seed),
+    }
+    return {k: [v] * rows for k, v in values.items()}
+
+
+def confusion_table(result: Any, experiment: str) -> pa.Table:
+    """All K x K cells of the trial's confusion matrix (zeros included), row-major: true, then pred."""
+    k = len(result.classes)
+    confusion = np.asarray(result.confusion, dtype=np.int64)
+    if confusion.shape != (k, k):
+        raise ValueError(f"confusion matrix must be {k} x {k} for {k} classes, got shape {confusion.shape}")
+    cols = _key_columns(result, experiment, k * k)
+    cols["true_class"] = [cls for cls in result.classes for _ in range(k)]
+    cols["pred_class"] = list(result.classes) * k
+    cols["count"] = confusion.reshape(-1).tolist()
+    return pa.Table.from_pydict(cols, schema=CONFUSION_SCHEMA)
+
+
+def trials_table(result: Any, experiment: str, *, started_at: datetime, placement: dict[str, Any],
+                 attempt: int = 1, finished_at: datetime | None = None) -> pa.Table:
+    """The trial's one row: key columns, what happened, provenance (versions, full config, placement)."""
+    c = result.config
+    versions = result.versions or {}
+    size = c.train_size
+    cols = _key_columns(result, experiment, 1)
+    cols.update({
+        "accuracy": [float(result.accuracy)], "test_size": [int(result.test_size)],
+        "epochs": [int(result.epochs)], "train_seconds": [float(result.train_seconds)],
+        "seconds": [float(result.seconds)], "device": [str(result.device)],
+        **{f"{lib}_version": [versions.get(lib)] for lib in ("torch", "torchvision", "numpy", "python", "sweep")},
+        "finished_at": [finished_at or datetime.now(timezone.utc)], "started_at": [started_at],
+        "train_size_requested": [float("nan") if size is None else float(size)],
+        "subset_mode": [c.subset_mode],
+        "final_train_loss": [float(getattr(result, "final_train_loss", float("nan")))],
+        "hostname": [str(placement.get("hostname", ""))], "node_ip": [str(placement.get("node_ip", ""))],
+        "node_id": [str(placement.get("node_id", ""))], "worker_pid": [int(placement.get("pid", os.getpid()))],
+        "attempt": [int(attempt)], "config_json": [json.dumps(c.to_dict(), sort_keys=True)],
+    })
+    return pa.Table.from_pydict(cols, schema=TRIALS_SCHEMA)
+
+
+def probs_table(result: Any, experiment: str) -> pa.Table:
+    """One row per test example: its label, the prediction and the softmax vector."""
+    probs = np.asarray(result.probs, dtype=np.float32)
+    labels = np.asarray(result.test_labels, dtype=np.int64)
+    classes = np.asarray(result.classes, dtype=object)
+    n = len(labels)
+    cols: dict[str, Any] = _key_columns(result, experiment, n)
+    cols["example"] = np.arange(n, dtype=np.int64)
+    cols["true_class"] = classes[labels].tolist()
+    cols["pred_class"] = classes[probs.argmax(axis=1)].tolist()
+    cols["probs"] = pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1)), probs.shape[1]).cast(
+        pa.list_(pa.float32()))
+    return pa.Table.from_pydict(cols, schema=PROBS_SCHEMA)
+
+
+def write_trial(out: Output, result: Any, experiment: str, *, started_at: datetime,
+                placement: dict[str, Any] | None = None, attempt: int = 1) -> None:
+    """Write one finished trial: confusion, then probs, then the trials row (the commit marker).
+
+    Called by the trial's own worker. Idempotent: a rerun of the same trial replaces its files.
+    """
+    trial_id = result.config.trial_id
+    write_bytes_atomic(out, f"confusion/{trial_id}.parquet", _parquet_bytes(confusion_table(result, experiment)))
+    if result.probs is not None:
+        write_bytes_atomic(out, f"probs/{trial_id}.parquet", _parquet_bytes(probs_table(result, experiment)))
+    row = trials_table(result, experiment, started_at=started_at, placement=placement or {}, attempt=attempt)
+    write_bytes_atomic(out, f"trials/{trial_id}.parquet", _parquet_bytes(row))
+    clear_failed(out, trial_id)
+
+
+# ---- failures ---------------------------------------------------------------------------------
+def write_failed(out: Output, trial_id: str, *, key: dict[str, Any], error: str, attempt: int) -> None:
+    """Record a trial's latest failure (JSON, replaced by each new failure, removed on success)."""
+    record = {"trial_id": trial_id, "key": key, "error": error, "attempt": attempt,
+              "failed_at": datetime.now(timezone.utc).isoformat()}
+    write_bytes_atomic(out, f"failed/{trial_id}.json", json.dumps(record, indent=1).encode())
+
+
+def clear_failed(out: Output, trial_id: str) -> None:
+    try:
+        out.fs.delete_file(out.path("failed", f"{trial_id}.json"))
+    except (FileNotFoundError, OSError):
+        pass
+
+
+def read_failed(out: Output) -> dict[str, dict[str, Any]]:
+    """trial_id -> the failure record, for every trial with one (done or not)."""
+    records = {}
+    for info in _list(out, "failed"):
+        if info.base_name.endswith(".json") and not info.base_name.startswith((".", "_")):
+            try:
+                with out.fs.open_input_stream(info.path) as fh:
+                    records[info.base_name[:-5]] = json.loads(fh.read())
+            except (OSError, ValueError):
+                continue  # an unreadable record is only a note; the trial is rerun either way
+    return records
+
+
+# ---- reading what is done ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class DoneScan:
+    done: frozenset[str]  # trial_ids whose trials row and confusion file both open
+    corrupt: tuple[str, ...]  # paths (on OUT's filesystem) of files that do not open as Parquet
+
+
+def _list(out: Output, directory: str) -> list[pafs.FileInfo]:
+    try:
+        return out.fs.get_file_info(pafs.FileSelector(out.path(directory), allow_not_found=True))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _visible_ids(out: Output, directory: str) -> dict[str, str]:
+    return {
+        info.base_name[: -len(".parquet")]: info.path
+        for info in _list(out, directory)
+        if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
+        and not info.base_name.startswith((".", "_"))
+    }
+
+
+def _opens(out: Output, path: str) -> bool:
+    try:
+        with out.fs.open_input_file(path) as fh:
+            pq.ParquetFile(fh).metadata  # reads the footer: a truncated file fails here
+        return True
+    except Exception:  # any failure to open means "not a result": the trial is rerun
+        return False
+
+
+def scan_done(out: Output, *, validate: bool = True) -> DoneScan:
+    """Which trials are done: a ``trials/`` file exists (the marker) and, if validating, it and the
+    trial's confusion file open as Parquet. Files that do not open are reported in ``corrupt``."""
+    trials = _visible_ids(out, "trials")
+    if not validate:
+        return DoneScan(frozenset(trials), ())
+    confusion = _visible_ids(out, "confusion")
+    probs = _visible_ids(out, "probs")
+    to_check = list(trials.values()) + list(confusion.values()) + list(probs.values())
+    with ThreadPoolExecutor(max_workers=16 if not out.is_local else 4) as pool:
+        ok = dict(zip(to_check, pool.map(lambda p: _opens(out, p), to_check)))
+    corrupt = tuple(sorted(p for p, good in ok.items() if not good))
+    done = frozenset(
+        tid for tid, path in trials.items()
+        if ok[path] and tid in confusion and ok[confusion[tid]] and ok.get(probs.get(tid, ""), True)
+    )
+    return DoneScan(done, corrupt)
+
+
+def quarantine(out: Output, paths: list[str] | tuple[str, ...], *, also_ids: bool = True) -> list[str]:
+    """Move corrupt files (and, with ``also_ids``, the same trial's other files) to OUT/_corrupt/,
+    which readers skip, so the dataset opens again and the trial counts as not done. Returns moves."""
+    ids = {p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in paths}
+    targets = set(paths)
+    if also_ids:
+        for directory in DIRS:
+            targets.update(p for tid, p in _visible_ids(out, directory).items() if tid in ids)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    moved = []
+    for path in sorted(targets):
+        directory = path.rsplit("/", 2)[-2]
+        dest = out.path("_corrupt", stamp, directory, path.rsplit("/", 1)[-1])
+        out.fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)
+        out.fs.move(path, dest)
+        moved.append(dest)
+    return moved
+
+
+def remove_stale_temp_files(out: Output, *, older_than_s: float = 60.0) -> int:
+    """Delete ``.<name>.tmp-*`` files a crashed writer left behind (invisible to readers anyway)."""
+    now = datetime.now(timezone.utc).timestamp()
+    removed = 0
+    for directory in (*DIRS, "failed"):
+        for info in _list(out, directory):
+            if info.base_name.startswith(".") and ".tmp-" in info.base_name:
+                mtime = info.mtime.timestamp() if info.mtime else 0.0
+                if now - mtime > older_than_s:
+                    try:
+                        out.fs.delete_file(info.path)
+                        removed += 1
+                    except OSError:
+                        pass
+    return removed

@@ -1,0 +1,276 @@
+"""`sweep run` and `sweep status`: the command line of the sweep.
+
+``register(subparsers)`` adds both subcommands to the lead's ``sweep`` parser. Ray and torch are
+imported inside the handlers only, so ``sweep --help`` stays fast. Bad input raises ValueError /
+TypeError / FileNotFoundError with one line, before anything starts or anything in OUT is touched;
+``sweep.cli.main`` prints it as ``sweep <cmd>: error: ...`` and exits 2.
+
+Exit codes of ``sweep run``: 0 all trials done, 1 some trials failed after their retries (every
+other result is written), 2 bad input (nothing started), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+from sweep.spec import PRESETS, ExperimentSpec, load_preset, load_spec
+
+HUGE_GRID = 2000  # trials; a bigger grid needs --yes (a typo in an axis can mean days of compute)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``run`` and ``status`` subcommands (each with ``handler=fn(args) -> int``)."""
+    run = subparsers.add_parser(
+        "run", help="run a sweep (the quick preset when given nothing)",
+        description="Run every missing trial of an experiment grid on Ray Tune and write Parquet under OUT. "
+                    "Trials already in OUT are skipped, so the same command resumes, and --seeds extends.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    run.add_argument("spec", nargs="?", metavar="SPEC",
+                     help="experiment spec file (.toml, .yaml); default: the quick preset")
+    run.add_argument("--preset", choices=PRESETS, default=None,
+                     help="run a preset shipped with the package instead of a SPEC file (default when "
+                          "neither is given: quick)")
+    run.add_argument("--out", metavar="PATH", default=None,
+                     help="output folder or URI (local, NFS, s3://bucket/prefix); default: results/<experiment>")
+    run.add_argument("--dataset", metavar="SPEC", default=None,
+                     help="replace the spec's dataset: digits | cifar10 | parquet:DIR | imagefolder:DIR")
+    run.add_argument("--seeds", type=_positive_int, metavar="N", default=None,
+                     help="use seeds 0..N-1 (N >= 1) instead of the spec's; raising N extends a finished sweep")
+    run.add_argument("--retries", type=_nonneg_int, metavar="N", default=None,
+                     help="retries per failing trial (>= 0); default: the spec's `retries`")
+    run.add_argument("--max-concurrent", type=_nonneg_int, metavar="N", default=None,
+                     help="trials at once across the cluster (>= 0, 0 = as many as resources allow); "
+                          "default: the spec's")
+    run.add_argument("--address", metavar="ADDR", default=None,
+                     help="Ray cluster to join (host:port, ray://host:port or auto); default: $RAY_ADDRESS, "
+                          "else a local Ray started for this run")
+    run.add_argument("--num-cpus", type=_positive_int, metavar="N", default=None,
+                     help="CPUs of the local Ray (>= 1; ignored with --address); default: all cores")
+    run.add_argument("--dashboard", action="store_true",
+                     help="start Ray's dashboard with the local Ray (bound to 127.0.0.1:8265)")
+    run.add_argument("--verbose", action="store_true", help="show Ray's and Tune's own logs and tables")
+    run.add_argument("--yes", action="store_true",
+                     help=f"run grids of more than {HUGE_GRID:,} trials without stopping to ask")
+    run.set_defaults(handler=run_command)
+
+    status = subparsers.add_parser(
+        "status", help="done / missing / failed trials of OUT, per grid cell",
+        description="Show, per grid cell (model, noise fraction, train size), how many seeds are done, "
+                    "missing and failed. Read-only.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    status.add_argument("out", metavar="OUT", help="output folder or URI of a sweep")
+    status.add_argument("spec", nargs="?", metavar="SPEC",
+                        help="spec whose grid to check against; default: the spec of OUT's latest run")
+    status.add_argument("--preset", choices=PRESETS, default=None, help="check against a preset's grid")
+    status.add_argument("--seeds", type=_positive_int, metavar="N", default=None,
+                        help="check seeds 0..N-1 (N >= 1)")
+    status.set_defaults(handler=status_command)
+
+
+# ---- run --------------------------------------------------------------------------------------
+def resolve_spec(args: argparse.Namespace) -> ExperimentSpec:
+    if args.spec and args.preset:
+        raise ValueError(f"give a SPEC file or --preset, not both (got {args.spec!r} and --preset {args.preset})")
+    spec = load_spec(args.spec) if args.spec else load_preset(args.preset or "quick")
+    spec = spec.with_overrides(dataset=getattr(args, "dataset", None), seeds=args.seeds,
+                               max_concurrent=getattr(args, "max_concurrent", None))
+    if getattr(args, "retries", None) is not None:
+        from dataclasses import replace
+
+        spec = replace(spec, retries=args.retries)
+    return spec
+
+
+def check_reachable(address: str, *, timeout_s: float = 5.0) -> None:
+    """Fail fast, with one line, when a Ray address cannot be reached (ray.init may hang for long)."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"Ray address must look like host:port, ray://host:port or auto, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ValueError(f"cannot reach the Ray cluster at {address!r} ({exc}); "
+                         "check --address / RAY_ADDRESS and that the cluster is up") from None
+
+
+def connect_ray(address: str | None, *, verbose: bool, dashboard: bool, num_cpus: int | None) -> bool:
+    """Join a cluster or start a local Ray; True when this call started or joined it (we shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False  # a notebook or test already connected: use that
+    quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, **quiet)
+    except ConnectionError as exc:
+        raise ValueError(f"cannot connect to Ray at {address!r}: {' '.join(str(exc).split())}") from None
+    return True
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from sweep.results import open_output, quarantine, remove_stale_temp_files, scan_done
+    from sweep.results_guard import OutputLock, check_experiment, record_experiment
+
+    spec = resolve_spec(args)
+    if spec.num_trials > HUGE_GRID and not args.yes:
+        raise ValueError(f"this grid has {spec.num_trials:,} trials (more than {HUGE_GRID:,}); check the spec's "
+                         "axes, then pass --yes to run it")
+    out = open_output(args.out or os.path.join("results", spec.name))
+    check_experiment(out, spec)
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        check_reachable(address)
+    existed = out.is_local and os.path.isdir(out.root)
+    lock = OutputLock(out).acquire()
+    started_ray = False
+    try:
+        scan = scan_done(out)
+        for path in scan.corrupt:
+            print(f"sweep run: {path} does not open as Parquet; its trial will be rerun", file=sys.stderr)
+        if scan.corrupt:
+            quarantine(out, scan.corrupt)
+            scan = scan_done(out)
+        remove_stale_temp_files(out)
+        todo = [c for c in spec.trials() if c.trial_id not in scan.done]
+        skipped = spec.num_trials - len(todo)
+        print(f"sweep run: {spec.name}: {spec.num_trials} trials, {skipped} already done, {len(todo)} to run "
+              f"-> {out.uri}", file=sys.stderr)
+        if not todo:
+            record_experiment(out, spec)
+            print("sweep run: nothing to do", file=sys.stderr)
+            return 0
+        started_ray = connect_ray(address, verbose=args.verbose, dashboard=args.dashboard, num_cpus=args.num_cpus)
+        record_experiment(out, spec)
+        return _run_and_report(spec, out, todo, skipped=skipped, local=not address, verbose=args.verbose)
+    except BaseException:
+        if not existed and out.is_local and os.path.isdir(out.root) and os.listdir(out.root) == [".lock"]:
+            lock.release()
+            os.rmdir(out.root)  # we created OUT only to lock it: leave no trace of a failed start
+        raise
+    finally:
+        lock.release()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _run_and_report(spec: ExperimentSpec, out: Any, todo: list, *, skipped: int, local: bool,
+                    verbose: bool) -> int:
+    import ray
+
+    from sweep.progress import format_seconds
+    from sweep.tune_runner import concurrent_slots, fit_to_local_cluster, run_tune
+
+    resources = ray.cluster_resources()
+    if local:
+        spec, note = fit_to_local_cluster(spec, resources)
+        if note:
+            print(f"sweep run: note: {note}", file=sys.stderr)
+    slots = concurrent_slots(spec, resources)
+    print(f"sweep run: Ray {'local' if local else 'cluster'} with {resources.get('CPU', 0):g} CPUs, "
+          f"{resources.get('GPU', 0):g} GPUs; {spec.cpus:g} CPU + {spec.gpus:g} GPU per trial, "
+          f"{slots or 'waiting for'} at a time", file=sys.stderr)
+    started = time.monotonic()
+    outcome = run_tune(spec, out, todo, skipped=skipped, verbose=verbose, progress=True)
+    done = outcome.skipped + outcome.succeeded
+    print(f"sweep run: {done}/{outcome.total} trials done ({outcome.succeeded} now, {outcome.skipped} before) "
+          f"in {format_seconds(time.monotonic() - started)} -> {out.uri}", file=sys.stderr)
+    if outcome.failed:
+        print(f"sweep run: {len(outcome.failed)} trial(s) failed after {spec.retries} retries:", file=sys.stderr)
+        for trial_id, info in sorted(outcome.failed.items(), key=lambda kv: kv[1]["key"]):
+            print(f"  {trial_id}  {info['key']}: {info['error']}", file=sys.stderr)
+        print("sweep run: the other results are written; run the same command again to retry only these",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+# ---- status -----------------------------------------------------------------------------------
+def status_command(args: argparse.Namespace) -> int:
+    from sweep.results import open_output, read_failed, scan_done
+    from sweep.results_guard import stored_spec
+
+    out = open_output(args.out)
+    if args.spec or args.preset:
+        args.dataset = args.max_concurrent = None
+        spec = resolve_spec(args)
+    else:
+        spec = stored_spec(out)
+        if spec is None:
+            raise FileNotFoundError(f"{out.uri} holds no sweep (no experiment.json); give a SPEC to check against")
+        spec = spec.with_overrides(seeds=args.seeds)
+    scan = scan_done(out)
+    failed = read_failed(out)
+    print(format_status(spec, out.uri, scan.done, failed, scan.corrupt))
+    return 0
+
+
+def format_status(spec: ExperimentSpec, uri: str, done: frozenset[str], failed: dict[str, dict],
+                  corrupt: tuple[str, ...] = ()) -> str:
+    """The status table: one row per grid cell, counts of seeds done / missing / failed."""
+    rows, totals = [], [0, 0, 0]
+    grid_ids = set()
+    for model, noise, size in spec.cells():
+        ids = [spec.trial_config(model, noise, size, seed).trial_id for seed in spec.seeds]
+        grid_ids.update(ids)
+        n_done = sum(i in done for i in ids)
+        n_failed = sum(i not in done and i in failed for i in ids)
+        n_missing = len(ids) - n_done - n_failed
+        for i, n in enumerate((n_done, n_missing, n_failed)):
+            totals[i] += n
+        rows.append((model, f"{noise:.2f}", str(size),
+                     f"{n_done}/{len(ids)}", str(n_missing), str(n_failed)))
+    header = ("model", "noise", "train_size", "done", "missing", "failed")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" if i < 3 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    lines = [f"{spec.name} at {uri}: {spec.num_trials} trials in the grid: {totals[0]} done, "
+             f"{totals[1]} missing, {totals[2]} failed", "", fmt.format(*header)]
+    lines += [fmt.format(*r) for r in rows]
+    outside = len(done - grid_ids)
+    if outside:
+        lines.append(f"\n{outside} finished trial(s) in OUT are outside this grid (other seeds or axis values)")
+    stuck = {i: r for i, r in failed.items() if i in grid_ids and i not in done}
+    if stuck:
+        lines.append("\nfailed trials (a new `sweep run` retries them):")
+        for trial_id, record in sorted(stuck.items()):
+            key = "/".join(f"{k}={v}" for k, v in (record.get("key") or {}).items())
+            lines.append(f"  {trial_id}  {key}: {record.get('error', '?')} (attempt {record.get('attempt', '?')})")
+    if corrupt:
+        lines.append("\nfiles that do not open as Parquet (their trials count as missing):")
+        lines += [f"  {path}" for path in corrupt]
+    return "\n".join(lines)

@@ -1,0 +1,234 @@
+"""The thin Ray layer: a Tune trainable around :func:`sweep.trial.run_trial`, and the driver.
+
+The driver works out what is left to do *before* Tune starts — every trial of the grid whose
+``trials/`` row is missing from OUT — and hands Tune only those. Each axis is a
+``tune.grid_search``; when the missing trials are not a full cross product (a resumed run), the
+grid is a single ``tune.grid_search`` over the missing points. Tune's own experiment state is
+scratch (a temp folder, deleted at the end): OUT is the only state that matters, so a killed
+driver simply runs again.
+
+Each trial's worker writes its own files (sweep.results): nothing large travels back to the driver,
+and a trial that finished is on disk even if the driver dies a second later. Actors are reused
+between trials (``reuse_actors``), so a worker process decodes its dataset once
+(``load_dataset`` is memoized per process) and serves many trials with it.
+
+Test hooks (read on the driver, handed to trials in their config; for drills and CI only):
+    SWEEP_FAIL_TRIALS  comma list of fnmatch patterns; a trial fails when one matches its trial_id
+                       or its key "model=M/noise_fraction=F/train_size=S/seed=N"
+    SWEEP_FAIL_TIMES   fail only the first N attempts of such a trial (default: every attempt)
+    SWEEP_FAIL_HOW     "raise" (default: a RuntimeError) or "exit" (the worker process dies)
+    SWEEP_TEST_HOLD_S  seconds a trial keeps its slot after writing (to observe concurrency)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from itertools import product
+from typing import Any
+
+from sweep.config import TrialConfig
+from sweep.results import Output, read_failed, scan_done, write_failed, write_trial
+from sweep.spec import AXES, ExperimentSpec
+
+_ENV_HOOKS = ("SWEEP_FAIL_TRIALS", "SWEEP_FAIL_TIMES", "SWEEP_FAIL_HOW", "SWEEP_TEST_HOLD_S")
+
+
+def trial_key(config: TrialConfig) -> str:
+    """The human name of a trial, used in messages and by SWEEP_FAIL_TRIALS."""
+    return (f"model={config.model}/noise_fraction={config.noise_fraction:g}/"
+            f"train_size={config.train_size}/seed={config.seed}")
+
+
+# ---- the trainable (runs on a Ray worker) ------------------------------------------------------
+def _inject_failure(hooks: dict[str, str], config: TrialConfig, attempt: int) -> None:
+    patterns = [p.strip() for p in hooks.get("SWEEP_FAIL_TRIALS", "").split(",") if p.strip()]
+    if not any(fnmatch.fnmatch(config.trial_id, p) or fnmatch.fnmatch(trial_key(config), p) for p in patterns):
+        return
+    times = int(hooks.get("SWEEP_FAIL_TIMES") or 0)
+    if times and attempt > times:
+        return
+    if hooks.get("SWEEP_FAIL_HOW") == "exit":
+        os._exit(17)  # the worker process dies mid-trial, as if OOM-killed
+    raise RuntimeError(f"injected failure (SWEEP_FAIL_TRIALS) in attempt {attempt} of {trial_key(config)}")
+
+
+def _placement() -> dict[str, Any]:
+    import ray
+
+    return {"hostname": socket.gethostname(), "node_ip": ray.util.get_node_ip_address(),
+            "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+
+
+def sweep_trainable(tune_config: dict[str, Any]) -> None:
+    """One Tune trial: build the TrialConfig, run the pure core, write the files, report once."""
+    from ray import tune
+
+    from sweep.results import open_output
+    from sweep.trial import run_trial
+
+    if os.path.isdir(tune_config["cwd"]):
+        os.chdir(tune_config["cwd"])  # relative dataset paths mean what they meant on the driver
+    point = tune_config.get("point") or {axis: tune_config[axis] for axis in AXES}
+    config = TrialConfig(**{**tune_config["base"], **point})
+    out = open_output(tune_config["out"])
+    hooks = tune_config.get("hooks", {})
+    previous = read_failed_one(out, config.trial_id)
+    attempt = int(previous.get("attempt", 0)) + 1 if previous else 1
+    started_at = datetime.now(timezone.utc)
+    try:
+        _inject_failure(hooks, config, attempt)
+        result = run_trial(config)
+        write_trial(out, result, tune_config["experiment"], started_at=started_at,
+                    placement=_placement(), attempt=attempt)
+    except Exception as exc:
+        # Recorded now, by the worker, so the error survives even if the driver is gone.
+        write_failed(out, config.trial_id, key=point, error=f"{type(exc).__name__}: {exc}", attempt=attempt)
+        raise
+    hold = float(hooks.get("SWEEP_TEST_HOLD_S") or 0)
+    if hold:
+        time.sleep(hold)
+    tune.report({"sweep_trial_id": config.trial_id, "accuracy": result.accuracy,
+                 "trial_seconds": result.seconds})
+
+
+def read_failed_one(out: Output, trial_id: str) -> dict[str, Any] | None:
+    import json
+
+    try:
+        with out.fs.open_input_stream(out.path("failed", f"{trial_id}.json")) as fh:
+            return json.loads(fh.read())
+    except (OSError, ValueError):
+        return None
+
+
+# ---- the driver --------------------------------------------------------------------------------
+def param_space(spec: ExperimentSpec, todo: list[TrialConfig], *, out: Output) -> dict[str, Any]:
+    """Tune's param space: a grid_search per axis when ``todo`` is a full cross product (a fresh
+    sweep, or new seeds for every cell), else one grid_search over the missing points."""
+    from ray import tune
+
+    base = {k: v for k, v in todo[0].to_dict().items() if k not in AXES}
+    points = [{axis: getattr(c, axis) for axis in AXES} for c in todo]
+    values = {axis: list(dict.fromkeys(p[axis] for p in points)) for axis in AXES}
+    space: dict[str, Any] = {"base": base, "out": out.uri, "experiment": spec.name, "cwd": os.getcwd(),
+                             "hooks": {k: os.environ[k] for k in _ENV_HOOKS if k in os.environ}}
+    full_cross = set(product(*values.values()))
+    if len(points) == len(full_cross) and {tuple(p.values()) for p in points} == full_cross:
+        space.update({axis: tune.grid_search(values[axis]) for axis in AXES})
+    else:
+        space["point"] = tune.grid_search(points)
+    return space
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    total: int  # trials in the grid
+    skipped: int  # already done before this run
+    ran: int  # handed to Tune
+    succeeded: int  # of those, done now
+    failed: dict[str, dict[str, Any]] = field(default_factory=dict)  # trial_id -> {"key", "error"}
+    wall_seconds: float = 0.0  # Tune's fit, wall clock
+    slots: int = 1  # trials that could run at once
+    trial_seconds: float = 0.0  # sum of the finished trials' own wall clock
+
+
+def concurrent_slots(spec: ExperimentSpec, resources: dict[str, float]) -> int:
+    """How many trials fit at once in a cluster with ``resources`` (by CPU, GPU and max_concurrent)."""
+    slots = int(resources.get("CPU", 0) // spec.cpus) if spec.cpus else 10**6
+    if spec.gpus:
+        slots = min(slots, int(round(resources.get("GPU", 0) / spec.gpus, 6)))
+    if spec.max_concurrent:
+        slots = min(slots, spec.max_concurrent)
+    return max(slots, 0)
+
+
+def fit_to_local_cluster(spec: ExperimentSpec, resources: dict[str, float]) -> tuple[ExperimentSpec, str | None]:
+    """On a Ray we started here, make trials fit: no GPUs -> CPU trials; CPUs capped at what exists."""
+    from dataclasses import replace
+
+    notes = []
+    if spec.gpus and resources.get("GPU", 0) == 0:
+        spec = replace(spec, gpus=0.0)
+        notes.append("no GPUs here, so trials run on CPU")
+    cpus = resources.get("CPU", 1)
+    if spec.cpus > cpus:
+        notes.append(f"{spec.cpus:g} CPUs per trial capped at the {cpus:g} available")
+        spec = replace(spec, cpus=float(cpus))
+    return spec, "; ".join(notes) or None
+
+
+def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skipped: int,
+             verbose: bool = False, progress: bool = True) -> SweepOutcome:
+    """Run ``todo`` on the connected Ray cluster and report what became of each trial."""
+    import ray
+    from ray import tune
+
+    from sweep.progress import SweepProgress
+
+    os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"  # Tune propagates this to the trial actors
+    if not verbose:
+        logging.getLogger("ray").setLevel(logging.ERROR)
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the legacy reporter at verbose=0 prints nothing
+    slots = concurrent_slots(spec, ray.cluster_resources())
+    callback = SweepProgress(total=spec.num_trials, skipped=skipped, enabled=progress)
+    scratch = tempfile.mkdtemp(prefix="sweep-tune-")  # Tune's own state: not needed after the run
+    resources = {"cpu": spec.cpus, "gpu": spec.gpus}
+    tuner = tune.Tuner(
+        tune.with_resources(sweep_trainable, resources),
+        param_space=param_space(spec, todo, out=out),
+        tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=f"{spec.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}",
+            storage_path=scratch,
+            failure_config=tune.FailureConfig(max_failures=spec.retries),
+            callbacks=[callback],
+            verbose=2 if verbose else 0,
+            progress_reporter=None,
+        ),
+    )
+    started = time.monotonic()
+    try:
+        grid = tuner.fit()
+    finally:
+        callback.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    wall = time.monotonic() - started
+
+    todo_ids = {c.trial_id: c for c in todo}
+    done = scan_done(out, validate=False).done
+    records = read_failed(out)
+    failed: dict[str, dict[str, Any]] = {}
+    for result in grid:
+        if result.error is None:
+            continue
+        point = result.config.get("point") or {axis: result.config[axis] for axis in AXES}
+        config = TrialConfig(**{**result.config["base"], **point})
+        if config.trial_id in done:
+            continue
+        record = records.get(config.trial_id)
+        if record is None:  # the process died before it could say why: keep Tune's word
+            message = _one_line(result.error)
+            write_failed(out, config.trial_id, key=point, error=message, attempt=spec.retries + 1)
+            record = {"error": message}
+        failed[config.trial_id] = {"key": trial_key(config), "error": record["error"]}
+    for trial_id, config in todo_ids.items():  # not done, not reported by Tune (should not happen)
+        if trial_id not in done and trial_id not in failed:
+            failed[trial_id] = {"key": trial_key(config), "error": "trial did not finish (no result written)"}
+    return SweepOutcome(
+        total=spec.num_trials, skipped=skipped, ran=len(todo), succeeded=len(done & set(todo_ids)),
+        failed=failed, wall_seconds=wall, slots=slots, trial_seconds=sum(callback.trial_seconds),
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    """The most telling line of a Ray/Tune error: its last non-empty line."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(error).__name__
