@@ -58,7 +58,7 @@ def cifar10_parquet_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def cifar10_parquet_dataset(cifar10_parquet_dir: Path, cifar10_parquet_cache_dir: Path) -> ImageDataset:
-    """The real CIFAR-10 loaded through ``parquet:DIR`` (about 8 s to decode on a 2-core CPU, once)."""
+    """The real CIFAR-10 loaded through ``parquet:DIR`` (8-12 s to decode on a 2-core CPU, once)."""
     return load_dataset(f"parquet:{cifar10_parquet_dir}", cache_dir=cifar10_parquet_cache_dir)
 
 
