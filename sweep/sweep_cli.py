@@ -154,6 +154,13 @@ def run_command(args: argparse.Namespace) -> int:
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     if address:
         check_reachable(address)
+    else:
+        # A local run sees the same files as its workers: check the dataset here, once, so a bad
+        # dataset is one line and exit 2 instead of N failed trials; this also fills the disk cache
+        # that the workers then read instead of each decoding the source.
+        from sweep.datasets import load_dataset
+
+        load_dataset(spec.dataset, data_dir=spec.data_dir)
     existed = out.is_local and os.path.isdir(out.root)
     lock = OutputLock(out).acquire()
     started_ray = False
