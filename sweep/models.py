@@ -85,7 +85,7 @@ def blog_cnn(channels: int, height: int, width: int, num_classes: int) -> nn.Mod
 
 
 def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU()]
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out, momentum=0.4), nn.GELU()]
 
 
 class _Scale(nn.Module):
@@ -107,7 +107,7 @@ def fast_cnn(channels: int, height: int, width: int, num_classes: int) -> nn.Mod
     c_in = 32
     for c_out in widths:
         # conv, pool, conv: the pool sits between the convs so the second runs at a quarter of the cost.
-        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.GELU()]
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c_out, momentum=0.4), nn.GELU()]
         layers += _conv_bn(c_out, c_out)
         c_in = c_out
     layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes, bias=False), _Scale(1 / 9)]

@@ -1,0 +1,211 @@
+"""One trial, start to end: (dataset, model, noise, size, seed) -> confusion matrix on the test set.
+
+Plain Python and PyTorch; no Ray. The Ray layer (sweep.tune_runner) only builds a TrialConfig,
+calls :func:`run_trial` and writes the result, so a trial runs the same in a notebook, on a GPU
+box without Ray, or in a benchmark.
+
+Order of work: load (memoized per process) -> nested subset -> label noise on the subset ->
+model init -> train -> predict the untouched test set -> confusion matrix.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import torch
+
+from sweep.config import CIFAR10_PAIRS, TrialConfig
+from sweep.datasets import ImageDataset, load_dataset
+from sweep.models import build_model, recipe_for
+from sweep.noise import NoisyLabels, check_matrix, check_pairs, make_noisy_labels
+from sweep.rng import torch_generator, torch_seed
+from sweep.subsets import nested_subset, resolve_train_size
+from sweep.train import EpochCallback, normalize_stats, predict_probs, train_model
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What one trial measured, and what actually happened (realized noise, size, device, time)."""
+
+    config: TrialConfig
+    classes: tuple[str, ...]
+    confusion: np.ndarray  # int64 (K, K): rows = true class, columns = predicted class, counts
+    accuracy: float  # share of the test set classified correctly
+    per_class_accuracy: np.ndarray  # float64 (K,): recall of each true class
+    realized_noise: float  # share of training labels that differ from the truth
+    train_size: int  # training examples actually used
+    train_fraction: float  # train_size / size of the full train split
+    test_size: int
+    epochs: int
+    train_seconds: float  # wall clock, training only
+    seconds: float  # wall clock, the whole trial including data preparation and evaluation
+    final_train_loss: float  # mean loss of the last epoch, on the noisy labels
+    device: str  # e.g. "cpu (2 threads)" or "cuda:0 NVIDIA H100 80GB HBM3"
+    versions: dict[str, str]
+    test_labels: np.ndarray  # int64 (test_size,)
+    probs: np.ndarray | None = None  # float32 (test_size, K) softmax, when config.keep_probs
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able summary: the CLI's --json output."""
+        return {
+            "trial_id": self.config.trial_id,
+            "config": self.config.to_dict(),
+            "classes": list(self.classes),
+            "accuracy": self.accuracy,
+            "per_class_accuracy": {c: float(a) for c, a in zip(self.classes, self.per_class_accuracy)},
+            "confusion": self.confusion.tolist(),
+            "realized_noise": self.realized_noise,
+            "train_size": self.train_size,
+            "train_fraction": self.train_fraction,
+            "test_size": self.test_size,
+            "epochs": self.epochs,
+            "train_seconds": self.train_seconds,
+            "seconds": self.seconds,
+            "final_train_loss": self.final_train_loss,
+            "device": self.device,
+            "versions": self.versions,
+        }
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """K x K counts, rows = true class, columns = predicted class (zeros included)."""
+    flat = np.asarray(true, dtype=np.int64) * num_classes + np.asarray(pred, dtype=np.int64)
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def resolve_device(requested: str) -> torch.device:
+    """"auto" -> CUDA when this process sees a GPU, else CPU (a node may declare GPUs it lacks)."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but CUDA is not available here; use 'auto' or 'cpu'")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def library_versions() -> dict[str, str]:
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": version("torchvision"),
+        "numpy": np.__version__,
+        "sweep": version("class-fragility-sweep"),
+    }
+
+
+def _as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A tensor over a dataset array without copying it on the CPU.
+
+    Dataset arrays are shared across trials and flagged read-only; torch only reads them here, so
+    its warning about non-writable arrays is silenced instead of paying for a copy per trial.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    return tensor.to(device, non_blocking=True)
+
+
+def prepare_labels(config: TrialConfig, dataset: ImageDataset) -> tuple[int, np.ndarray, NoisyLabels]:
+    """The trial's training subset and its noisy labels; raises ValueError for a config that does
+    not fit the dataset (size above the split, pairs naming unknown classes, a matrix not K x K).
+
+    Cheap (no training), so callers can validate a config against a dataset before starting work.
+    """
+    population = dataset.num_train
+    train_size = resolve_train_size(config.train_size, population)
+    subset = nested_subset(dataset.train_labels, train_size, seed=config.seed, mode=config.subset_mode)
+    pairs = matrix = None
+    if config.noise_mode == "pairs":
+        pairs = check_pairs(config.noise_pairs or CIFAR10_PAIRS, dataset.classes)
+    elif config.noise_mode == "matrix" and config.noise_matrix is not None:
+        matrix = check_matrix(config.noise_matrix, dataset.num_classes)
+    noisy = make_noisy_labels(
+        dataset.train_labels[subset], config.noise_fraction, mode=config.noise_mode,
+        num_classes=dataset.num_classes, seed=config.seed, example_ids=subset, population=population,
+        pairs=pairs, matrix=matrix,
+    )
+    return train_size, subset, noisy
+
+
+def run_trial(
+    config: TrialConfig,
+    dataset: ImageDataset | None = None,
+    *,
+    on_epoch: EpochCallback | None = None,
+) -> TrialResult:
+    """Run one trial. ``dataset`` defaults to ``load_dataset(config.dataset)`` (memoized per process)."""
+    started = time.perf_counter()
+    if dataset is None:
+        dataset = load_dataset(config.dataset, data_dir=config.data_dir)
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    num_classes = dataset.num_classes
+    population = dataset.num_train
+
+    train_size, subset, noisy = prepare_labels(config, dataset)
+
+    recipe = recipe_for(config)
+    augment = dataset.augment if config.augment is None else config.augment
+    # Init draws come from the seed's own stream; fork_rng keeps global RNG state untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(torch_seed(config.seed, "init"))
+        model = build_model(config.model, dataset.image_shape, num_classes)
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+
+    train_x = _as_tensor(dataset.train_images[subset], device)  # fancy indexing: the trial's own copy
+    train_y = torch.from_numpy(noisy.labels).to(device)
+    mean, std = normalize_stats(train_x)
+    train_started = time.perf_counter()
+    final_loss = train_model(
+        model, train_x, train_y, recipe=recipe, mean=mean, std=std, augment=augment,
+        generator=torch_generator(config.seed, "batches"), on_epoch=on_epoch,
+    )
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    train_seconds = time.perf_counter() - train_started
+
+    test_x = _as_tensor(dataset.test_images, device)
+    probs = predict_probs(model, test_x, mean=mean, std=std, tta=recipe.tta and augment).cpu().numpy()
+    pred = probs.argmax(axis=1)
+    confusion = confusion_matrix(dataset.test_labels, pred, num_classes)
+    per_class_total = confusion.sum(axis=1)
+    per_class = np.divide(
+        np.diag(confusion), per_class_total, out=np.full(num_classes, np.nan), where=per_class_total > 0
+    )
+    if device.type == "cuda":
+        device_name = f"{device.type}:{device.index or 0} {torch.cuda.get_device_name(device)}"
+    else:
+        device_name = f"cpu ({torch.get_num_threads()} threads)"
+    return TrialResult(
+        config=config,
+        classes=dataset.classes,
+        confusion=confusion,
+        accuracy=float(np.trace(confusion) / confusion.sum()),
+        per_class_accuracy=per_class,
+        realized_noise=noisy.realized_noise,
+        train_size=train_size,
+        train_fraction=train_size / population,
+        test_size=int(confusion.sum()),
+        epochs=recipe.epochs,
+        train_seconds=train_seconds,
+        seconds=time.perf_counter() - started,
+        final_train_loss=final_loss,
+        device=device_name,
+        versions=library_versions(),
+        test_labels=np.asarray(dataset.test_labels, dtype=np.int64),
+        probs=probs.astype(np.float32) if config.keep_probs else None,
+    )
