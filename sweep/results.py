@@ -198,6 +198,8 @@ def probs_table(result: Any, experiment: str) -> pa.Table:
     labels = np.asarray(result.test_labels, dtype=np.int64)
     classes = np.asarray(result.classes, dtype=object)
     n = len(labels)
+    if probs.shape != (n, len(classes)):
+        raise ValueError(f"probs must be (test_size, K) = ({n}, {len(classes)}), got shape {probs.shape}")
     cols: dict[str, Any] = _key_columns(result, experiment, n)
     cols["example"] = np.arange(n, dtype=np.int64)
     cols["true_class"] = classes[labels].tolist()
