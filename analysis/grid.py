@@ -86,6 +86,23 @@ class Grid:
         return x, ii, jj, base
 
 
+    def metric_along(self, m: int, factor: str, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+        """Rates of the (true, pred) ``pairs`` (P, 2) along one factor, seeds complete on that axis.
+
+        Returns ``(x, values, base, seeds)``: x ascending (L,), values (S, L, P), ``base`` the
+        baseline's position in x. The diagonal pairs give each class's recall.
+        """
+        x, ii, jj, base = self.axis(m, factor)
+        complete = self.present[m, ii, jj].all(axis=0)
+        if not complete.any():
+            raise ValueError(f"no seed of model {self.models[m]!r} has trials at every {factor} level "
+                             f"{_levels(x)}")
+        counts = self.counts[m][ii, jj][:, complete]  # (L, S, K, K)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = counts[..., pairs[:, 0], pairs[:, 1]] / counts.sum(axis=-1)[..., pairs[:, 0]]
+        return x, np.moveaxis(values, 0, 1), base, self.seeds[complete]
+
+
 def _levels(values: np.ndarray) -> str:
     return "[" + ", ".join(f"{v:g}" for v in values) + "]"
 

@@ -15,8 +15,8 @@ almost none of B's to A). Each confusion row is then a multinomial draw of the f
 
 Planted truths, with the defaults of :class:`SyntheticSpec` (CIFAR-10 class names):
     collapse_class "bird"       flat until noise 0.3, then recall falls 2.5 per unit of noise
-    noise_hurts_class "cat"     loses 0.4 recall per unit of noise but nothing to less data
-    data_hungry_class "frog"    hardly minds noise, loses much to less data
+    noise_hurts_class "cat"     loses 0.4 recall per unit of noise, little to less data
+    data_hungry_class "frog"    hardly minds noise (0.06 per unit), loses much to less data
     flat_classes                "automobile", "truck": neither factor changes them
     confusion_pair              ("deer", "horse"): deer -> horse >> horse -> deer
     the other classes           moderate linear noise slopes and power-law size effects
@@ -56,14 +56,14 @@ class SyntheticSpec:
     test_per_class: int = 1_000  # test examples per class (the test set is the same for every trial)
     base_recall: float = 0.85  # clean, full-size recall of an ordinary class
     noise_slopes: tuple[float, float] = (0.10, 0.20)  # ordinary classes: recall lost per unit noise, spread
-    size_scales: tuple[float, float] = (0.02, 0.05)  # ordinary classes: scale of the f**-0.5 size effect
+    size_scales: tuple[float, float] = (0.04, 0.10)  # ordinary classes: scale of the f**-0.5 size effect
     collapse_class: str | None = "bird"
     collapse_at: float = 0.3  # noise fraction where the collapse starts
     collapse_slope: float = 2.5  # recall lost per unit noise past collapse_at
     noise_hurts_class: str | None = "cat"
     noise_hurts_slope: float = 0.4
     data_hungry_class: str | None = "frog"
-    data_hungry_scale: float = 0.15
+    data_hungry_scale: float = 0.25
     flat_classes: tuple[str, ...] = ("automobile", "truck")
     flat_recall: float = 0.95
     confusion_pair: tuple[str, str] | None = ("deer", "horse")
@@ -116,10 +116,11 @@ def _planted_recall(spec: SyntheticSpec, m: int, x: np.ndarray, f: np.ndarray) -
         collapse[index[spec.collapse_class]] = spec.collapse_slope
         scale[index[spec.collapse_class]] = spec.size_scales[0]
     if spec.noise_hurts_class is not None:
-        slope[index[spec.noise_hurts_class]] = spec.noise_hurts_slope
+        k = index[spec.noise_hurts_class]
+        slope[k], scale[k] = spec.noise_hurts_slope, spec.size_scales[0]
     if spec.data_hungry_class is not None:
         k = index[spec.data_hungry_class]
-        slope[k], scale[k] = 0.02, spec.data_hungry_scale
+        slope[k], scale[k] = 0.06, spec.data_hungry_scale
     for c in spec.flat_classes:
         base[index[c]] = spec.flat_recall
     x = np.asarray(x, float)[:, None, None]

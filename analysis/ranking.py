@@ -1,0 +1,260 @@
+"""Which classes are most sensitive to label noise or to less data, and how sure the ranking is.
+
+The sensitivity of a class is the **mean recall lost from baseline over the tested range** of the
+factor: the area under its drop-from-baseline curve (trapezoid rule over the grid levels) divided by
+the width of the range. It is in recall units (0.10 = ten points lost on average across the range),
+compares across grids with different spacing, and uses every level rather than only the last one.
+It is computed per seed (paired with that seed's own baseline), then summarized over seeds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .grid import Grid, check_factor, check_frame, check_options, class_dtype, per_model, to_grid
+
+POWER = 0.8  # power of the paired test assumed by seeds_to_separate_next
+N_SPLITS = 200  # random seed half-splits for rank_tau_halves
+
+
+def recall_along(grid: Grid, m: int, factor: str) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """Every class's recall along one factor: ``(x, recall (S, L, K), base, seeds)``."""
+    diagonal = np.repeat(np.arange(len(grid.classes)), 2).reshape(-1, 2)
+    return grid.metric_along(m, factor, diagonal)
+
+
+def per_seed_sensitivity(x: np.ndarray, recall: np.ndarray, base: int) -> np.ndarray:
+    """(S, K): mean recall lost from the baseline over the range of x (area under the drop / width)."""
+    drop = recall[:, base : base + 1, :] - recall
+    return np.trapezoid(drop, x, axis=1) / (x[-1] - x[0])
+
+
+def kendall_tau(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b between the last axes of a and b (broadcast over leading axes)."""
+    da = np.sign(a[..., :, None] - a[..., None, :])
+    db = np.sign(b[..., :, None] - b[..., None, :])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (da * db).sum(axis=(-2, -1)) / np.sqrt((da * da).sum(axis=(-2, -1)) * (db * db).sum(axis=(-2, -1)))
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1 = largest along the last axis (ties broken by class order)."""
+    order = np.argsort(-values, axis=-1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(1, values.shape[-1] + 1), axis=-1)
+    return ranks
+
+
+def _half_split_tau(per_seed: np.ndarray, rng: np.random.Generator) -> float:
+    S = per_seed.shape[0]
+    if S < 4:
+        return np.nan
+    perm = np.argsort(rng.random((N_SPLITS, S)), axis=1)
+    half = S // 2
+    first = per_seed[perm[:, :half]].mean(axis=1)
+    second = per_seed[perm[:, half : 2 * half]].mean(axis=1)
+    return float(np.nanmean(kendall_tau(first, second)))
+
+
+def _boot(per_seed: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    S = per_seed.shape[0]
+    if S < 2:
+        return np.full((n_boot, per_seed.shape[1]), np.nan)
+    return per_seed[rng.integers(0, S, size=(n_boot, S))].mean(axis=1)
+
+
+def sensitivity_ranking(df: pd.DataFrame, *, factor: str = "noise", n_boot: int = 2000,
+                        confidence: float = 0.95, random_state: int = 0) -> pd.DataFrame:
+    """Rank classes by how much recall they lose as label noise grows (or the training set shrinks).
+
+    The sensitivity is the mean recall lost from baseline over the tested range (see the module
+    docstring); factor "noise" walks the noise fractions at the largest train fraction, factor
+    "size" walks the train fractions at noise 0. Seeds with a trial at every level enter.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The confusion table from :func:`load_results` (one experiment).
+    factor : {"noise", "size"}, keyword-only
+    n_boot : int, keyword-only
+        Bootstrap resamples of the seeds (>= 100).
+    confidence : float, keyword-only
+        Level of every interval, in (0, 1).
+    random_state : int, keyword-only
+        Seed of the bootstrap; the same value gives the same table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model and class: model, factor, class_name (ordered categorical), n_seeds,
+        baseline_recall, end_recall (recall at the far end of the range: the highest noise or the
+        smallest train fraction), sensitivity (mean recall lost over the range), se (over seeds),
+        ci_low, ci_high (percentile bootstrap over seeds), rank (1 = most sensitive),
+        rank_ci_low, rank_ci_high (percentile bootstrap of the rank), p_vs_next (paired t-test
+        against the class ranked just below), seeds_to_separate_next (seeds a paired test at level
+        1 - confidence needs for 80 % power to tell this class from the next, given the observed gap
+        and spread; NaN for the last), rank_tau_halves (the model's rank stability: mean Kendall tau
+        between the rankings of two random halves of the seeds over 200 splits; repeated on every
+        row of the model; NaN below 4 seeds).
+        Sorted by model, then rank. With one seed every interval, p and tau are NaN.
+
+    Raises
+    ------
+    ValueError
+        Bad option values, or no model with a baseline and at least 2 levels of the factor.
+    """
+    check_factor(factor)
+    check_options(confidence=confidence, n_boot=n_boot)
+    grid = to_grid(check_frame(df))
+    rng = np.random.default_rng(random_state)
+    alpha = 1 - confidence
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+
+    def one(m: int) -> pd.DataFrame:
+        x, recall, base, seeds = recall_along(grid, m, factor)
+        per_seed = per_seed_sensitivity(x, recall, base)  # (S, K)
+        S, K = per_seed.shape
+        point = per_seed.mean(axis=0)
+        boot = _boot(per_seed, n_boot, rng)
+        rank = _ranks(point)
+        order = np.argsort(rank)
+        boot_rank = _ranks(boot)
+        end = 0 if factor == "size" else -1
+        frame = pd.DataFrame({
+            "model": grid.models[m], "factor": factor, "class_name": np.arange(K), "n_seeds": S,
+            "baseline_recall": recall[:, base].mean(axis=0), "end_recall": recall[:, end].mean(axis=0),
+            "sensitivity": point,
+            "se": per_seed.std(axis=0, ddof=1) / np.sqrt(S) if S > 1 else np.nan,
+            "ci_low": np.percentile(boot, q[0], axis=0), "ci_high": np.percentile(boot, q[1], axis=0),
+            "rank": rank,
+            "rank_ci_low": np.percentile(boot_rank, q[0], axis=0) if S > 1 else np.nan,
+            "rank_ci_high": np.percentile(boot_rank, q[1], axis=0) if S > 1 else np.nan,
+        }).iloc[order]
+        gap = per_seed[:, order[:-1]] - per_seed[:, order[1:]]  # (S, K-1), this class minus the next
+        p_next = np.full(K, np.nan)
+        need = np.full(K, np.nan)
+        if S > 1:
+            mean, sd = gap.mean(axis=0), gap.std(axis=0, ddof=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                t = mean / (sd / np.sqrt(S))
+                p_next[:-1] = np.where(sd > 0, 2 * stats.t.sf(np.abs(t), S - 1), np.where(mean == 0, 1.0, 0.0))
+                z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)
+                need[:-1] = np.maximum(2, np.ceil((z * sd / np.abs(mean)) ** 2))
+        frame["p_vs_next"] = p_next
+        frame["seeds_to_separate_next"] = need
+        frame["rank_tau_halves"] = _half_split_tau(per_seed, rng)
+        return frame
+
+    frame = pd.concat(per_model(grid, one, f"sensitivity_ranking(factor={factor!r})"), ignore_index=True)
+    frame["class_name"] = pd.Categorical.from_codes(frame["class_name"].to_numpy(), dtype=class_dtype(grid.classes))
+    return frame.reset_index(drop=True)
+
+
+def model_comparison(df: pd.DataFrame, *, factor: str = "noise", n_boot: int = 2000, confidence: float = 0.95,
+                     random_state: int = 0) -> pd.DataFrame:
+    """How much the class ranking depends on the model: Kendall's tau between models' sensitivities.
+
+    Parameters are those of :func:`sensitivity_ranking`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair of models: factor, model_a, model_b, n_classes, kendall_tau (tau-b between
+        the two models' sensitivities; 1 = same order, 0 = unrelated, -1 = reversed), ci_low, ci_high
+        (percentile bootstrap, each model's seeds resampled independently), top_class_a, top_class_b
+        (each model's most sensitive class), same_top (bool).
+        Sorted by model_a, model_b (in the models' order).
+
+    Raises
+    ------
+    ValueError
+        When fewer than 2 models have the factor's levels.
+    """
+    check_factor(factor)
+    check_options(confidence=confidence, n_boot=n_boot)
+    grid = to_grid(check_frame(df))
+    rng = np.random.default_rng(random_state)
+    fitted = {}
+    for m, name in enumerate(grid.models):
+        try:
+            x, recall, base, _ = recall_along(grid, m, factor)
+        except ValueError:
+            continue
+        per_seed = per_seed_sensitivity(x, recall, base)
+        fitted[name] = (per_seed.mean(axis=0), _boot(per_seed, n_boot, rng))
+    if len(fitted) < 2:
+        raise ValueError(f"model_comparison needs at least 2 models with a baseline and 2 {factor} levels; "
+                         f"usable: {sorted(fitted) or 'none'} of {list(grid.models)}")
+    alpha = 1 - confidence
+    rows = []
+    names = list(fitted)
+    for a_i, a in enumerate(names):
+        for b in names[a_i + 1 :]:
+            (pa, ba), (pb, bb) = fitted[a], fitted[b]
+            taus = kendall_tau(ba, bb)
+            rows.append({
+                "factor": factor, "model_a": a, "model_b": b, "n_classes": len(pa),
+                "kendall_tau": float(kendall_tau(pa, pb)),
+                "ci_low": np.nanpercentile(taus, 100 * alpha / 2) if np.isfinite(taus).any() else np.nan,
+                "ci_high": np.nanpercentile(taus, 100 * (1 - alpha / 2)) if np.isfinite(taus).any() else np.nan,
+                "top_class_a": grid.classes[int(np.argmax(pa))], "top_class_b": grid.classes[int(np.argmax(pb))],
+            })
+    frame = pd.DataFrame(rows)
+    frame["same_top"] = frame["top_class_a"] == frame["top_class_b"]
+    return frame
+
+
+def class_table(df: pd.DataFrame, *, cells: str = "axes", confidence: float = 0.95) -> pd.DataFrame:
+    """Classes sorted by recall in each grid cell, for reading cells side by side.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The confusion table from :func:`load_results` (one experiment).
+    cells : {"axes", "all"}, keyword-only
+        "axes": the baseline, each noise level at the baseline's train fraction and each train
+        fraction at noise 0 (models without a baseline: every cell); "all": every cell of the grid.
+    confidence : float, keyword-only
+        Level of the t-interval over seeds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        model, noise_fraction, train_fraction, train_size, position (1 = highest recall in the cell),
+        class_name (ordered categorical), recall (mean over seeds), recall_se, ci_low, ci_high,
+        n_seeds.
+        Sorted by model, noise_fraction, train_fraction (descending), position.
+    """
+    from .confusion import mean_confusion  # one place computes per-cell means
+
+    if cells not in ("axes", "all"):
+        raise ValueError(f"cells must be 'axes' or 'all', got {cells!r}")
+    table = mean_confusion(df, confidence=confidence)
+    table = table[table["true_class"].astype(str) == table["pred_class"].astype(str)]
+    if cells == "axes":
+        grid = to_grid(df)
+        keep = []
+        for m, name in enumerate(grid.models):
+            rows = table["model"] == name
+            try:
+                i0, j0 = grid.baseline(m)
+            except ValueError:
+                keep.append(rows)
+                continue
+            on_axis = (np.isclose(table["noise_fraction"], grid.noise[i0]) |
+                       np.isclose(table["train_fraction"], grid.fracs[j0]))
+            keep.append(rows & on_axis)
+        table = table[np.logical_or.reduce(keep)]
+    table = table.rename(columns={"true_class": "class_name", "rate": "recall", "rate_se": "recall_se",
+                                  "rate_ci_low": "ci_low", "rate_ci_high": "ci_high"})
+    table = table.sort_values(["model", "noise_fraction", "train_fraction", "recall"],
+                              ascending=[True, True, False, False], kind="stable")
+    table["position"] = table.groupby(["model", "noise_fraction", "train_fraction"], sort=False).cumcount() + 1
+    columns = ["model", "noise_fraction", "train_fraction", "train_size", "position", "class_name", "recall",
+               "recall_se", "ci_low", "ci_high", "n_seeds"]
+    return table[columns].reset_index(drop=True)
+
+
+__all__ = ["sensitivity_ranking", "model_comparison", "class_table", "kendall_tau"]
