@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from sweep import sweep_cli  # light: Ray and torch are imported inside its handlers
+
+    sweep_cli.register(subparsers)
     _add_trial_parser(subparsers)
     return parser
 
