@@ -1,0 +1,117 @@
+"""`sweep run` / `sweep status` on bad input: one line, exit 2, nothing started, nothing in OUT touched.
+
+None of these start Ray: every check happens before it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timezone
+
+import pytest
+from conftest import make_result, sweep_main
+
+from sweep.results import open_output, write_failed, write_trial
+from sweep.results_guard import OutputLock, record_experiment
+from sweep.spec import load_preset, load_spec
+
+
+def snapshot(folder):
+    """Every file under folder with its bytes: to prove nothing was touched."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def error_line(capfd) -> str:
+    err = capfd.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture
+def quick_out(tmp_path):
+    """An OUT holding one finished quick-preset trial (written without training)."""
+    out = open_output(str(tmp_path / "out"))
+    spec = load_preset("quick")
+    record_experiment(out, spec)
+    write_trial(out, make_result(spec.trials()[0]), "quick", started_at=datetime.now(timezone.utc))
+    return tmp_path / "out"
+
+
+def test_help_lists_every_option_with_its_default(capsys):
+    with pytest.raises(SystemExit) as info:
+        sweep_main(["run", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--preset", "--out", "--dataset", "--seeds", "--retries", "--max-concurrent", "--address",
+                   "--num-cpus", "--dashboard", "--verbose", "--yes"):
+        assert option in text
+    assert "default: None" in text and "quick" in text
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["run", "nope.toml"], r"^sweep run: error: spec file not found: nope\.toml$"),
+    (["run", "--preset", "quick", "x.toml"], r"give a SPEC file or --preset, not both"),
+    (["run", "--preset", "blog-x20", "--seeds", "200"], r"this grid has 12,000 trials \(more than 2,000\).*--yes"),
+    (["run", "--address", "127.0.0.1:1"], r"cannot reach the Ray cluster at '127\.0\.0\.1:1'"),
+    (["run", "--address", "nonsense"], r"Ray address must look like host:port, ray://host:port or auto"),
+    (["run", "--dataset", "parquet:/no/such/dir"], r"dataset directory /no/such/dir .* does not exist"),
+    (["run", "--dataset", "mnist"], r"unknown dataset 'mnist'"),
+    (["status", "{tmp}"], r"holds no sweep \(no experiment\.json\); give a SPEC"),
+])
+def test_bad_run_input_is_one_line_exit_2_nothing_written(argv, match, capfd, tmp_path):
+    out = tmp_path / "out"
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    if argv[0] == "run":
+        argv += ["--out", str(out)]
+    assert sweep_main(argv) == 2
+    import re
+
+    assert re.search(match, error_line(capfd))
+    assert not out.exists()
+
+
+def test_argument_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        sweep_main(["run", "--seeds", "0"])
+    assert info.value.code == 2
+    assert "--seeds: must be an integer >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_out_of_another_experiment_is_refused_untouched(quick_out, capfd):
+    before = snapshot(quick_out)
+    assert sweep_main(["run", "--preset", "fast", "--out", quick_out]) == 2
+    assert "holds results of a different experiment" in error_line(capfd)
+    assert snapshot(quick_out) == before
+
+
+def test_second_driver_on_the_same_out_is_refused(quick_out, capfd):
+    with OutputLock(open_output(str(quick_out))):
+        before = snapshot(quick_out)
+        assert sweep_main(["run", "--out", quick_out]) == 2
+        line = error_line(capfd)
+        assert snapshot(quick_out) == before  # the first driver's lock included
+    assert f"is in use by another sweep driver (pid {os.getpid()} on {socket.gethostname()}" in line
+
+
+def test_status_table_counts_done_missing_failed(quick_out, capsys):
+    spec = load_preset("quick")
+    failing = spec.trials()[1]
+    write_failed(open_output(str(quick_out)), failing.trial_id, key={"seed": 1}, error="RuntimeError: boom",
+                 attempt=2)
+    assert sweep_main(["status", quick_out]) == 0
+    text = capsys.readouterr().out
+    assert "quick at " in text and "18 trials in the grid: 1 done, 16 missing, 1 failed" in text
+    first_cell = next(line for line in text.splitlines() if line.startswith("blog_cnn  0.00   1.0"))
+    assert first_cell.split()[-3:] == ["1/3", "1", "1"]
+    assert f"{failing.trial_id}  seed=1: RuntimeError: boom (attempt 2)" in text
+    assert sweep_main(["status", quick_out, "--seeds", "5"]) == 0
+    assert "30 trials in the grid: 1 done, 28 missing, 1 failed" in capsys.readouterr().out
+
+
+def test_status_against_another_spec_file(quick_out, write_spec, smoke_spec_text, capsys):
+    spec_path = write_spec(smoke_spec_text)
+    assert sweep_main(["status", quick_out, spec_path]) == 0
+    text = capsys.readouterr().out
+    assert f"{load_spec(spec_path).num_trials} trials in the grid: 0 done" in text
+    assert "1 finished trial(s) in OUT are outside this grid" in text
