@@ -1,0 +1,321 @@
+"""One results folder -> PNG figures, CSV tables and one self-contained HTML page (``index.html``).
+
+Sections in reading order: the grid; confusion heatmaps; change against baseline; per-class curves
+with breakpoints; sensitivity rankings (and the model comparison); breakpoint tables; directional
+confusions; noise against less data; exchange rate; classes by recall per cell. A section that the
+grid cannot support (only noise, only size, one seed, ...) is replaced by a visible note saying why.
+Images are embedded as base64, so the page opens offline and can be mailed as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import figures
+from .confusion import directional_confusions, directional_trends, mean_confusion, relative_confusion
+from .curves import breakpoints, class_curves
+from .grid import to_grid
+from .load import load_results
+from .ranking import class_table, model_comparison, sensitivity_ranking
+from .tradeoffs import exchange_rate, noise_vs_reduction
+
+TABLE_ROWS = 30  # rows shown in the page; the CSV holds them all
+
+
+class _Page:
+    def __init__(self, out: Path, progress: Callable[[str], None]):
+        self.out, self.progress, self.parts, self.t0 = out, progress, [], time.perf_counter()
+
+    def step(self, text: str) -> None:
+        self.progress(f"report: {text} ({time.perf_counter() - self.t0:.1f} s)")
+
+    def h(self, level: int, text: str) -> None:
+        self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def p(self, text: str, cls: str = "") -> None:
+        self.parts.append(f"<p class='{cls}'>{html.escape(text)}</p>")
+
+    def note(self, text: str) -> None:
+        self.p(f"Not shown: {text}", "note")
+
+    def figure(self, fig, name: str, caption: str) -> None:
+        path = self.out / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        figures.plt.close(fig)
+        data = base64.b64encode(path.read_bytes()).decode()
+        self.parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+                          f"<figcaption>{html.escape(caption)} <span class='file'>({path.name})</span>"
+                          "</figcaption></figure>")
+
+    def table(self, frame: pd.DataFrame, name: str, caption: str, *, rows: int = TABLE_ROWS,
+              shown: pd.DataFrame | None = None) -> None:
+        """Write the whole frame as CSV; show ``rows`` rows of it (or of ``shown``); rows=0: link only."""
+        frame.to_csv(self.out / f"{name}.csv", index=False)
+        shown = frame if shown is None else shown
+        more = f" First {rows} of {len(shown)} rows." if len(shown) > rows > 0 else ""
+        self.parts.append(f"<p class='caption'>{html.escape(caption)}{more} "
+                          f"<span class='file'>({name}.csv{', all rows' if rows == 0 else ''})</span></p>")
+        if rows > 0:
+            self.parts.append(shown.head(rows).to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–",
+                                                       classes="data", border=0))
+
+    def html(self, title: str) -> str:
+        style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+                 "table.data{border-collapse:collapse;font-size:12px;margin-bottom:1.5em}"
+                 "table.data td,table.data th{padding:2px 6px;border-bottom:1px solid #ddd;text-align:right}"
+                 "img{max-width:100%}.note{background:#fff4d6;padding:6px 10px;border-left:4px solid #e0a800}"
+                 ".file{color:#888;font-size:11px}figcaption,.caption{font-size:13px;color:#444}")
+        return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                f"<style>{style}</style></head><body>" + "\n".join(self.parts) + "</body></html>\n")
+
+
+def _try(page: _Page, what: str, action: Callable[[], None]) -> None:
+    """Run one section; a ValueError (the grid cannot support it) becomes a visible note."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            action()
+        for w in caught:
+            page.note(f"{what}: {w.message}")
+    except ValueError as error:
+        page.note(f"{what}: {error}")
+
+
+def write_report(results_path: str | os.PathLike, *, to: str | os.PathLike | None = None, n_boot: int = 1000,
+                 progress: Callable[[str], None] | None = print) -> Path:
+    """Write the report of a results folder and return the path of its ``index.html``.
+
+    Parameters
+    ----------
+    results_path : str or os.PathLike
+        The sweep's OUT folder (local path or pyarrow filesystem URI).
+    to : str or os.PathLike, optional, keyword-only
+        Output folder (created); default ``OUT/report`` (required when OUT is not a local path).
+    n_boot : int, keyword-only
+        Bootstrap resamples for every interval and test.
+    progress : callable or None, keyword-only
+        Receives one progress line per step; None for silence.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, TypeError
+        Bad results (see :func:`load_results`), a table with several experiments, or no model with a
+        baseline cell. Nothing is written in that case.
+    """
+    say = progress or (lambda text: None)
+    if to is None:
+        if "://" in os.fspath(results_path):
+            raise ValueError(f"results at {os.fspath(results_path)} are not local; pass to=DIR for the report")
+        to = Path(results_path) / "report"
+    say(f"report: loading {os.fspath(results_path)}")
+    df = load_results(results_path)
+    grid = to_grid(df)
+    baselines = {}
+    for m, model in enumerate(grid.models):
+        try:
+            baselines[model] = grid.baseline(m)
+        except ValueError as error:
+            baselines[model] = error
+    if all(isinstance(b, ValueError) for b in baselines.values()):
+        raise ValueError(str(next(iter(baselines.values()))))
+    out = Path(to)
+    out.mkdir(parents=True, exist_ok=True)
+    page = _Page(out, say)
+    page.step(f"{len(df):,} confusion rows, {int(grid.present.sum()):,} trials loaded")
+    _overview(page, grid, baselines)
+    _matrices(page, df, grid, baselines)
+    _curves_and_rankings(page, df, grid, n_boot)
+    _directions_and_tradeoffs(page, df, grid, n_boot)
+    index = out / "index.html"
+    index.write_text(page.html(f"Class fragility report: {grid.experiment}"), encoding="utf-8")
+    page.step(f"wrote {index}")
+    return index
+
+
+def _overview(page: _Page, grid, baselines) -> None:
+    page.h(1, f"Class fragility: {grid.experiment}")
+    seeds = grid.present.any(axis=(1, 2)).sum(axis=-1)
+    page.p(f"Dataset {grid.dataset}, noise mode {grid.noise_mode}, {len(grid.classes)} classes, models "
+           f"{', '.join(grid.models)}; noise fractions {', '.join(f'{v:g}' for v in grid.noise)}; train fractions "
+           f"{', '.join(f'{v:g}' for v in grid.fracs[::-1])}; {int(grid.present.sum())} trials over up to "
+           f"{int(seeds.max())} seeds per model. Intervals are 95 %; comparisons are paired by seed.")
+    for model, base in baselines.items():
+        if isinstance(base, ValueError):
+            page.note(f"model {model}: {base}")
+
+
+def _matrices(page: _Page, df, grid, baselines) -> None:
+    page.step("confusion matrices")
+    page.h(2, "Confusion matrices")
+    mean = mean_confusion(df)
+    rel = None
+    try:
+        rel = relative_confusion(df)
+    except ValueError as error:
+        page.note(f"change against baseline: {error}")
+    K = len(grid.classes)
+    for m, model in enumerate(grid.models):
+        if isinstance(baselines[model], ValueError):
+            continue
+        i0, j0 = baselines[model]
+        cells = grid.present[m].any(axis=-1)
+        chosen = [("baseline", i0, j0)]
+        noisy = np.flatnonzero(cells[:, j0])
+        if noisy.max() != i0:
+            chosen.append(("highest noise", noisy.max(), j0))
+        small = np.flatnonzero(cells[i0])
+        if small.min() != j0:
+            chosen.append(("smallest training set", i0, small.min()))
+        for label, i, j in chosen:
+            part = mean[(mean["model"] == model) & np.isclose(mean["noise_fraction"], grid.noise[i])
+                        & np.isclose(mean["train_fraction"], grid.fracs[j])]
+            n = int(part["n_seeds"].iloc[0])
+            size = int(part["train_size"].iloc[0])
+            fig = figures.heatmap(part["count"].to_numpy().reshape(K, K), grid.classes,
+                                  f"{model}, {label}: noise {grid.noise[i]:g}, {size:,} training examples "
+                                  f"(fraction {grid.fracs[j]:g}); mean test counts over {n} seeds")
+            page.figure(fig, f"confusion_{model}_{label.replace(' ', '_')}",
+                        f"Mean confusion counts, {model}, {label}; true class across, predicted class down.")
+            if rel is not None and label != "baseline":
+                part = rel[(rel["model"] == model) & np.isclose(rel["noise_fraction"], grid.noise[i])
+                           & np.isclose(rel["train_fraction"], grid.fracs[j])]
+                fig = figures.heatmap(100 * part["difference"].to_numpy().reshape(K, K), grid.classes,
+                                      f"{model}, {label} minus baseline: change in rate, percentage points "
+                                      f"(paired over {int(part['n_seeds'].min())} seeds)",
+                                      diverging=True, unit="percentage points of the true class", fmt="{:+.1f}")
+                page.figure(fig, f"change_{model}_{label.replace(' ', '_')}",
+                            f"Change against baseline, {model}, {label}: red = fewer, blue = more than baseline.")
+    page.table(mean, "mean_confusion", "Mean confusion per cell (counts and rates, seed standard errors).", rows=0)
+    if rel is not None:
+        page.table(rel, "relative_confusion", "Change against baseline per cell, paired by seed.", rows=0)
+
+
+def _curves_and_rankings(page: _Page, df, grid, n_boot: int) -> None:
+    rankings = {}
+    for factor, word in (("noise", "label noise"), ("size", "less training data")):
+        page.step(f"curves, ranking and breakpoints against {word}")
+        page.h(2, f"Per-class recall against {word}")
+        state = {}
+
+        def curves_section(factor=factor, word=word, state=state):
+            state["curves"] = curves = class_curves(df, factor=factor)
+            try:
+                state["breaks"] = breakpoints(df, factor=factor, n_boot=n_boot)
+            except ValueError as error:
+                page.note(f"breakpoints against {word}: {error}")
+            for model in curves["model"].unique():
+                part = curves[curves["model"] == model]
+                breaks = state.get("breaks")
+                breaks = None if breaks is None else breaks[breaks["model"] == model]
+                n = int(part["n_seeds"].min())
+                fig = figures.class_curves_figure(part, breaks, factor,
+                                                  f"{model}: recall against {word}, mean and 95 % CI over {n} seeds; "
+                                                  "dashed = significant breakpoint (p < 0.05) with its CI")
+                page.figure(fig, f"curves_{factor}_{model}", f"Recall against {word}, {model}.")
+            page.table(curves, f"curves_{factor}", f"Per-class recall against {word}.", rows=0)
+
+        _try(page, f"curves against {word}", curves_section)
+        page.h(2, f"Which classes are most sensitive to {word}")
+
+        def ranking_section(factor=factor, word=word):
+            ranking = rankings[factor] = sensitivity_ranking(df, factor=factor, n_boot=n_boot)
+            page.p("Sensitivity = mean recall lost from baseline over the tested range (area under the drop "
+                   "curve divided by its width), per seed, then averaged; CI and rank CI by bootstrap over seeds; "
+                   "rank_tau_halves = Kendall tau between rankings from two halves of the seeds.")
+            for model in ranking["model"].unique():
+                part = ranking[ranking["model"] == model]
+                fig = figures.forest_figure(part, label="class_name", value="sensitivity", low="ci_low",
+                                            high="ci_high", xlabel="mean recall lost over the range (recall units)",
+                                            title=f"{model}: sensitivity to {word}, most sensitive on top "
+                                                  f"({int(part['n_seeds'].iloc[0])} seeds, 95 % bootstrap CI)")
+                page.figure(fig, f"ranking_{factor}_{model}", f"Sensitivity ranking, {word}, {model}.")
+            page.table(ranking, f"ranking_{factor}", f"Sensitivity ranking against {word}.")
+
+        _try(page, f"ranking against {word}", ranking_section)
+        if "breaks" in state:
+            page.h(3, f"Breakpoints against {word}")
+            page.table(state["breaks"], f"breakpoints_{factor}",
+                       "Line vs one-breakpoint fit per class; p_value tests whether the bend is real.")
+    if len(grid.models) > 1:
+        page.h(2, "Does the ranking depend on the model?")
+        for factor in ("noise", "size"):
+            _try(page, f"model comparison ({factor})",
+                 lambda factor=factor: page.table(model_comparison(df, factor=factor, n_boot=n_boot),
+                                                  f"model_comparison_{factor}",
+                                                  f"Kendall tau between models' {factor} sensitivities."))
+
+
+def _directions_and_tradeoffs(page: _Page, df, grid, n_boot: int) -> None:
+    page.step("directional confusions")
+    page.h(2, "Directional confusions: A taken for B more than B for A")
+
+    def directions():
+        pairs = directional_confusions(df)
+        page.table(pairs, "directional_baseline", "Ordered pairs at the baseline, strongest asymmetry first.",
+                   rows=15)
+        top = grid.noise.max()
+        if top > 0:
+            try:
+                page.table(directional_confusions(df, noise_fraction=float(top)), "directional_highest_noise",
+                           f"Ordered pairs at noise {top:g}, strongest first.", rows=15)
+            except ValueError as error:
+                page.note(f"pairs at noise {top:g}: {error}")
+        trends = directional_trends(df, top=5)
+        for model in trends["model"].unique():
+            fig = figures.trends_figure(trends[trends["model"] == model],
+                                        f"{model}: asymmetry of the 5 strongest baseline pairs against noise and "
+                                        "size (mean and 95 % CI over seeds)")
+            page.figure(fig, f"directional_trends_{model}", f"How the strongest directed confusions change, {model}.")
+        page.table(trends, "directional_trends", "Strongest pairs across the grid.", rows=0)
+
+    _try(page, "directional confusions", directions)
+    page.step("noise against less data, exchange rate, class tables")
+    page.h(2, "Misleading labels or less data?")
+
+    def tradeoff():
+        nvr = noise_vs_reduction(df)
+        page.p("x % noisy labels against x % fewer clean examples (the same number of correct labels left); "
+               "difference = drop to noise - drop to reduction, > 0 means the wrong labels hurt more.")
+        for model in nvr["model"].unique():
+            part = nvr[nvr["model"] == model]
+            fig = figures.forest_figure(part, label="class_name", value="difference", low="ci_low", high="ci_high",
+                                        hue="fraction", xlabel="recall lost to noise - recall lost to reduction",
+                                        title=f"{model}: noise vs reduction by the same fraction "
+                                              f"({int(part['n_seeds'].min())} seeds, paired 95 % CI)")
+            page.figure(fig, f"noise_vs_reduction_{model}", f"Noise against less data, {model}.")
+        page.table(nvr, "noise_vs_reduction", "Per class and fraction, sorted by difference.")
+
+    _try(page, "noise against less data", tradeoff)
+    page.h(2, "Exchange rate: how much clean data a noisy training set is worth")
+
+    def exchange():
+        rates = exchange_rate(df, n_boot=n_boot)
+        page.table(rates, "exchange_rate", "Clean-equivalent train fraction of each noisy cell, rows inside the "
+                   "grid (note = ok); exchange_rate = noisy examples per clean example.", rows=40,
+                   shown=rates[rates["note"] == "ok"])
+
+    _try(page, "exchange rate", exchange)
+    page.h(2, "Classes by recall in each cell")
+
+    def side_by_side():
+        table = class_table(df)
+        page.table(table, "class_table_long", "Long form.", rows=0)
+        for model in table["model"].unique():
+            part = table[table["model"] == model].copy()
+            part["cell"] = [f"noise {x:g} / {s:,}" for x, s in zip(part["noise_fraction"], part["train_size"])]
+            part["entry"] = [f"{c} {r:.3f}" for c, r in zip(part["class_name"].astype(str), part["recall"])]
+            wide = part.pivot(index="position", columns="cell", values="entry")
+            wide = wide[list(dict.fromkeys(part["cell"]))].reset_index()
+            page.table(wide, f"class_table_{model}", f"{model}: classes sorted by recall (mean over seeds) in "
+                       "the baseline, each noise level and each training-set size.", rows=len(wide))
+
+    _try(page, "class tables", side_by_side)
