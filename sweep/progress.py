@@ -30,7 +30,7 @@ class SweepProgress(Callback):
                  enabled: bool = True, log_every_s: float = 10.0) -> None:
         self.total = total  # trials in the whole grid
         self.skipped = skipped  # already done before this run
-        self.stream = stream or sys.stderr
+        self._stream = stream  # None = sys.stderr, looked up at each write (Tune pickles callbacks)
         self.enabled = enabled
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.log_every_s = log_every_s
@@ -42,6 +42,13 @@ class SweepProgress(Callback):
         self.trial_seconds: list[float] = []  # each finished trial's own wall clock
         self._last_print = 0.0
         self._line_width = 0
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stderr
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_stream": None}
 
     # ---- Tune hooks ---------------------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

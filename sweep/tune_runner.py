@@ -48,7 +48,7 @@ def trial_key(config: TrialConfig) -> str:
 
 
 # ---- the trainable (runs on a Ray worker) ------------------------------------------------------
-def _inject_failure(hooks: dict[str, str], config: TrialConfig, attempt: int) -> None:
+def _inject_failure(hooks: dict[str, str], config: TrialConfig, attempt: int, out: Output) -> None:
     patterns = [p.strip() for p in hooks.get("SWEEP_FAIL_TRIALS", "").split(",") if p.strip()]
     if not any(fnmatch.fnmatch(config.trial_id, p) or fnmatch.fnmatch(trial_key(config), p) for p in patterns):
         return
@@ -56,7 +56,10 @@ def _inject_failure(hooks: dict[str, str], config: TrialConfig, attempt: int) ->
     if times and attempt > times:
         return
     if hooks.get("SWEEP_FAIL_HOW") == "exit":
-        os._exit(17)  # the worker process dies mid-trial, as if OOM-killed
+        # The worker process dies mid-trial, as if OOM-killed. A real crash leaves no failure record;
+        # the hook writes one first so that SWEEP_FAIL_TIMES can count attempts across processes.
+        write_failed(out, config.trial_id, key={}, error="SWEEP_FAIL_HOW=exit", attempt=attempt)
+        os._exit(17)
     raise RuntimeError(f"injected failure (SWEEP_FAIL_TRIALS) in attempt {attempt} of {trial_key(config)}")
 
 
@@ -84,7 +87,7 @@ def sweep_trainable(tune_config: dict[str, Any]) -> None:
     attempt = int(previous.get("attempt", 0)) + 1 if previous else 1
     started_at = datetime.now(timezone.utc)
     try:
-        _inject_failure(hooks, config, attempt)
+        _inject_failure(hooks, config, attempt, out)
         result = run_trial(config)
         write_trial(out, result, tune_config["experiment"], started_at=started_at,
                     placement=_placement(), attempt=attempt)
@@ -176,6 +179,7 @@ def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skip
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"  # Tune propagates this to the trial actors
     if not verbose:
         logging.getLogger("ray").setLevel(logging.ERROR)
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # we list failed trials ourselves
         os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the legacy reporter at verbose=0 prints nothing
     slots = concurrent_slots(spec, ray.cluster_resources())
     callback = SweepProgress(total=spec.num_trials, skipped=skipped, enabled=progress)
@@ -231,4 +235,7 @@ def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skip
 def _one_line(error: BaseException) -> str:
     """The most telling line of a Ray/Tune error: its last non-empty line."""
     lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    return lines[-1] if lines else type(error).__name__
+    line = lines[-1] if lines else type(error).__name__
+    if len(line) > 200 and ". " in line:  # Ray's long explanations: the first sentence says it
+        line = line.split(". ", 1)[0] + "."
+    return line[:300]

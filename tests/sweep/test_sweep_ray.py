@@ -1,0 +1,133 @@
+"""The smoke sweep: the real `sweep run` path end to end on digits, in this process's Ray session.
+
+Covers: the full correct table, rerun adds nothing, --seeds extends with only the new trials, an
+always-failing trial (drill 4), a worker process that dies mid-trial and is retried (drill 3).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from conftest import sweep_main
+
+from sweep.results import CONFUSION_SCHEMA, TRIALS_SCHEMA
+from sweep.spec import load_spec
+from sweep.tune_runner import trial_key
+
+pytestmark = pytest.mark.ray
+
+
+def mtimes(out):
+    return {p.name: p.stat().st_mtime_ns for p in (out / "trials").glob("*.parquet")}
+
+
+@pytest.fixture(scope="session")
+def smoke_run(ray_session, tmp_path_factory):
+    """One uninterrupted smoke sweep (8 trials), shared read-only by the tests below and the drills."""
+    folder = tmp_path_factory.mktemp("smoke")
+    from conftest import SMOKE_SPEC
+
+    spec_path = folder / "smoke.toml"
+    spec_path.write_text(SMOKE_SPEC)
+    started = time.monotonic()
+    code = sweep_main(["run", spec_path, "--out", folder / "out"])
+    return {"code": code, "out": folder / "out", "spec": spec_path, "wall": time.monotonic() - started}
+
+
+def test_smoke_sweep_writes_the_full_correct_table(smoke_run):
+    assert smoke_run["code"] == 0
+    out, spec = smoke_run["out"], load_spec(smoke_run["spec"])
+    confusion = pd.read_parquet(out / "confusion")
+    trials = pd.read_parquet(out / "trials")
+    expected_ids = {t.trial_id for t in spec.trials()}
+    assert set(trials.trial_id) == expected_ids and len(trials) == 8  # every trial exactly once
+    assert len(confusion) == 8 * 10 * 10  # all K x K cells of every trial
+    assert confusion.groupby("trial_id")[["true_class", "pred_class"]].value_counts().max() == 1
+    per_trial = confusion.groupby("trial_id")["count"].sum()
+    assert (per_trial == trials.set_index("trial_id").test_size.reindex(per_trial.index)).all()
+    correct = confusion[confusion.true_class == confusion.pred_class].groupby("trial_id")["count"].sum()
+    np.testing.assert_allclose(correct / per_trial, trials.set_index("trial_id").accuracy.reindex(per_trial.index))
+    assert set(trials.train_size) == {300, 673}  # 0.5 of the 1,346-image train split
+    assert trials.realized_noise[trials.noise_fraction == 0].eq(0).all()
+    assert trials.realized_noise[trials.noise_fraction == 0.5].between(0.35, 0.5).all()  # shuffle keeps ~1/K
+    assert (trials.attempt == 1).all() and trials.device.str.startswith("cpu").all()
+    assert trials.worker_pid.nunique() <= 2  # actors reused: one process per slot decodes digits once
+    for name, schema in (("confusion", CONFUSION_SCHEMA), ("trials", TRIALS_SCHEMA)):
+        some = next((out / name).glob("*.parquet"))
+        assert pq.read_schema(some).remove_metadata() == schema
+    record = json.loads((out / "experiment.json").read_text())
+    assert record["identity"]["name"] == "smoke" and record["spec"]["seeds"] == [0, 1]
+    assert not (out / ".lock").exists() and not (out / "failed").exists()
+
+
+def test_rerun_adds_nothing(smoke_run, capfd):
+    before = mtimes(smoke_run["out"])
+    assert sweep_main(["run", smoke_run["spec"], "--out", smoke_run["out"]]) == 0
+    assert "8 trials, 8 already done, 0 to run" in capfd.readouterr().err
+    assert mtimes(smoke_run["out"]) == before
+
+
+def test_more_seeds_runs_only_the_new_ones(smoke_run, tmp_path, capfd):
+    out = tmp_path / "out"
+    shutil.copytree(smoke_run["out"], out)
+    before = mtimes(out)
+    assert sweep_main(["run", smoke_run["spec"], "--out", out, "--seeds", "3"]) == 0
+    err = capfd.readouterr().err
+    assert "12 trials, 8 already done, 4 to run" in err and "12/12 trials done (4 now, 8 before)" in err
+    after = mtimes(out)
+    assert len(after) == 12 and {k: after[k] for k in before} == before  # old trials untouched
+    trials = pd.read_parquet(out / "trials")
+    assert sorted(trials.seed.value_counts().to_dict().items()) == [(0, 4), (1, 4), (2, 4)]
+
+
+def test_always_failing_trial_is_reported_and_only_it_is_retried_later(smoke_run, tmp_path, capfd, monkeypatch):
+    out = tmp_path / "out"
+    spec = load_spec(smoke_run["spec"]).with_overrides(seeds=1)
+    bad = spec.trial_config("blog_cnn", 0.5, 300, 0)
+    monkeypatch.setenv("SWEEP_FAIL_TRIALS", "*noise_fraction=0.5/train_size=300/seed=0")
+    assert sweep_main(["run", smoke_run["spec"], "--out", out, "--seeds", "1"]) == 1
+    err = capfd.readouterr().err
+    assert "1 trial(s) failed after 1 retries:" in err
+    assert f"{bad.trial_id}  {trial_key(bad)}: RuntimeError: injected failure" in err
+    trials = pd.read_parquet(out / "trials")
+    assert len(trials) == 3 and bad.trial_id not in set(trials.trial_id)
+    record = json.loads((out / "failed" / f"{bad.trial_id}.json").read_text())
+    assert record["attempt"] == 2 and "injected failure" in record["error"]  # first try + 1 retry
+
+    assert sweep_main(["status", out]) == 0
+    assert "4 trials in the grid: 3 done, 0 missing, 1 failed" in capfd.readouterr().out
+
+    monkeypatch.delenv("SWEEP_FAIL_TRIALS")
+    before = mtimes(out)
+    assert sweep_main(["run", smoke_run["spec"], "--out", out, "--seeds", "1"]) == 0
+    assert "4 trials, 3 already done, 1 to run" in capfd.readouterr().err
+    after = mtimes(out)
+    assert {k: after[k] for k in before} == before and len(after) == 4
+    assert not (out / "failed" / f"{bad.trial_id}.json").exists()
+    row = pd.read_parquet(out / "trials").set_index("trial_id").loc[bad.trial_id]
+    assert row.attempt == 3
+    # Same seed, same trial: the retried result equals the uninterrupted run's, cell by cell.
+    ours = pd.read_parquet(out / "confusion", filters=[("trial_id", "==", bad.trial_id)])
+    theirs = pd.read_parquet(smoke_run["out"] / "confusion", filters=[("trial_id", "==", bad.trial_id)])
+    assert ours.sort_values(["true_class", "pred_class"])["count"].tolist() == \
+        theirs.sort_values(["true_class", "pred_class"])["count"].tolist()
+
+
+def test_worker_process_killed_mid_trial_is_retried_and_recorded_once(smoke_run, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    spec = load_spec(smoke_run["spec"]).with_overrides(seeds=1)
+    victim = spec.trial_config("blog_cnn", 0.0, 0.5, 0)
+    monkeypatch.setenv("SWEEP_FAIL_TRIALS", victim.trial_id)
+    monkeypatch.setenv("SWEEP_FAIL_HOW", "exit")  # the process dies, as if OOM-killed
+    monkeypatch.setenv("SWEEP_FAIL_TIMES", "1")
+    assert sweep_main(["run", smoke_run["spec"], "--out", out, "--seeds", "1"]) == 0
+    trials = pd.read_parquet(out / "trials")
+    assert sorted(trials.trial_id) == sorted(t.trial_id for t in spec.trials())
+    assert trials.set_index("trial_id").loc[victim.trial_id, "attempt"] == 2
+    assert len(pd.read_parquet(out / "confusion")) == 4 * 100
