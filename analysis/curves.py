@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .grid import Grid, check_factor, check_frame, check_options, class_dtype, per_model, seed_mean, to_grid
+from .grid import (Grid, check_factor, check_frame, check_options, class_dtype, format_levels, per_model, seed_mean,
+                   to_grid)
 
 N_BREAKS = 41  # candidate breakpoints between the 2nd and 2nd-to-last level (plus the levels)
 EXPONENTS = np.geomspace(0.05, 3.0, 40)  # candidate power-law exponents for size
@@ -181,7 +182,7 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
         x, values, _, _ = grid.metric_along(m, factor, pairs)  # (S, L, P)
         S, L, P = values.shape
         if L < 4:
-            raise ValueError(f"breakpoints need at least 4 {factor} levels, the grid has {L} ({list(x)})")
+            raise ValueError(f"breakpoints need at least 4 {factor} levels, the grid has {L} ({format_levels(x)})")
         c, line, hinge, power = _fit(x, factor)
         y = values.mean(axis=0).T  # (P, L)
         line_r, hinge_r = _residual_makers(line), _residual_makers(hinge)

@@ -52,12 +52,12 @@ class Grid:
         zero = np.flatnonzero(np.isclose(self.noise, 0.0))
         if zero.size == 0 or not cells[zero[0]].any():
             raise ValueError(f"no baseline cell for model {self.models[m]!r}: needs trials at noise_fraction 0 "
-                             f"(noise fractions present: {_levels(self.noise[cells.any(axis=1)])})")
+                             f"(noise fractions present: {format_levels(self.noise[cells.any(axis=1)])})")
         f_max = np.flatnonzero(cells.any(axis=0)).max()
         if not cells[zero[0], f_max]:
             raise ValueError(f"no baseline cell for model {self.models[m]!r}: needs noise_fraction 0 at the largest "
                              f"train_fraction {self.fracs[f_max]:g} (noise-0 train fractions present: "
-                             f"{_levels(self.fracs[cells[zero[0]]])})")
+                             f"{format_levels(self.fracs[cells[zero[0]]])})")
         return int(zero[0]), int(f_max)
 
     def axis(self, m: int, factor: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -82,7 +82,7 @@ class Grid:
             what = (f"noise fractions at train_fraction {self.fracs[j0]:g}" if factor == "noise"
                     else "train fractions at noise_fraction 0")
             raise ValueError(f"factor={factor!r} needs at least 2 {what} for model {self.models[m]!r}; "
-                             f"the grid has only {_levels(x)}")
+                             f"the grid has only {format_levels(x)}")
         return x, ii, jj, base
 
 
@@ -96,14 +96,14 @@ class Grid:
         complete = self.present[m, ii, jj].all(axis=0)
         if not complete.any():
             raise ValueError(f"no seed of model {self.models[m]!r} has trials at every {factor} level "
-                             f"{_levels(x)}")
+                             f"{format_levels(x)}")
         counts = self.counts[m][ii, jj][:, complete]  # (L, S, K, K)
         with np.errstate(invalid="ignore", divide="ignore"):
             values = counts[..., pairs[:, 0], pairs[:, 1]] / counts.sum(axis=-1)[..., pairs[:, 0]]
         return x, np.moveaxis(values, 0, 1), base, self.seeds[complete]
 
 
-def _levels(values: np.ndarray) -> str:
+def format_levels(values: np.ndarray) -> str:
     return "[" + ", ".join(f"{v:g}" for v in values) + "]"
 
 

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .grid import Grid, check_frame, check_options, class_dtype, per_model, seed_mean, to_grid
+from .grid import Grid, format_levels, check_frame, check_options, class_dtype, per_model, seed_mean, to_grid
 
 
 def _recall(grid: Grid) -> np.ndarray:
@@ -77,12 +77,13 @@ def noise_vs_reduction(df: pd.DataFrame, *, fraction: float | None = None, confi
         if not matches:
             cells = grid.present[m].any(axis=-1)
             raise ValueError("noise_vs_reduction needs, for some x, noise x at full size and train fraction "
-                             f"(1 - x) at noise 0; noise fractions: {[float(v) for v in grid.noise[cells.any(1)]]}, "
-                             f"train fractions: {[float(v) for v in grid.fracs[cells.any(0)]]}")
+                             f"(1 - x) at noise 0; noise fractions: {format_levels(grid.noise[cells.any(1)])}, "
+                             f"train fractions: {format_levels(grid.fracs[cells.any(0)])}")
         if fraction is not None:
             chosen = [t for t in matches if np.isclose(t[0], fraction)]
             if not chosen:
-                raise ValueError(f"fraction {fraction!r} is not on both axes; available: {[t[0] for t in matches]}")
+                available = format_levels(np.array([t[0] for t in matches]))
+                raise ValueError(f"fraction {fraction!r} is not on both axes; available: {available}")
             matches = chosen
         _, j0 = grid.baseline(m)
         frames = []
