@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,15 @@ def make_result(config: TrialConfig | None = None, *, k: int = 3, keep_probs: bo
         versions={"torch": "x", "torchvision": "y", "numpy": "z", "python": "3", "sweep": "0.1.0"},
         test_labels=labels, probs=probs,
     )
+
+
+@pytest.fixture(scope="session")
+def smoke_run(ray_session, tmp_path_factory):
+    """One uninterrupted smoke sweep (8 trials) through `sweep run`, shared read-only by the tests
+    that extend, fail, or kill sweeps of the same spec and compare against it."""
+    folder = tmp_path_factory.mktemp("smoke")
+    spec_path = folder / "smoke.toml"
+    spec_path.write_text(SMOKE_SPEC)
+    started = time.monotonic()
+    code = sweep_main(["run", spec_path, "--out", folder / "out"])
+    return {"code": code, "out": folder / "out", "spec": spec_path, "wall": time.monotonic() - started}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 
 import numpy as np
 import pandas as pd
@@ -25,19 +24,6 @@ pytestmark = pytest.mark.ray
 
 def mtimes(out):
     return {p.name: p.stat().st_mtime_ns for p in (out / "trials").glob("*.parquet")}
-
-
-@pytest.fixture(scope="session")
-def smoke_run(ray_session, tmp_path_factory):
-    """One uninterrupted smoke sweep (8 trials), shared read-only by the tests below and the drills."""
-    folder = tmp_path_factory.mktemp("smoke")
-    from conftest import SMOKE_SPEC
-
-    spec_path = folder / "smoke.toml"
-    spec_path.write_text(SMOKE_SPEC)
-    started = time.monotonic()
-    code = sweep_main(["run", spec_path, "--out", folder / "out"])
-    return {"code": code, "out": folder / "out", "spec": spec_path, "wall": time.monotonic() - started}
 
 
 def test_smoke_sweep_writes_the_full_correct_table(smoke_run):
@@ -73,17 +59,24 @@ def test_rerun_adds_nothing(smoke_run, capfd):
     assert mtimes(smoke_run["out"]) == before
 
 
-def test_more_seeds_runs_only_the_new_ones(smoke_run, tmp_path, capfd):
+def test_more_seeds_runs_only_the_new_ones_and_a_corrupt_trial_again(smoke_run, tmp_path, capfd):
     out = tmp_path / "out"
     shutil.copytree(smoke_run["out"], out)
+    # Drill 7: one finished trial's row is truncated on disk.
+    corrupt = sorted((out / "trials").glob("*.parquet"))[0]
+    corrupt.write_bytes(corrupt.read_bytes()[:100])
     before = mtimes(out)
+    del before[corrupt.name]
     assert sweep_main(["run", smoke_run["spec"], "--out", out, "--seeds", "3"]) == 0
     err = capfd.readouterr().err
-    assert "12 trials, 8 already done, 4 to run" in err and "12/12 trials done (4 now, 8 before)" in err
+    assert f"{corrupt} does not open as Parquet; its trial will be rerun" in err
+    assert "12 trials, 7 already done, 5 to run" in err and "12/12 trials done (5 now, 7 before)" in err
     after = mtimes(out)
     assert len(after) == 12 and {k: after[k] for k in before} == before  # old trials untouched
     trials = pd.read_parquet(out / "trials")
     assert sorted(trials.seed.value_counts().to_dict().items()) == [(0, 4), (1, 4), (2, 4)]
+    assert len(pd.read_parquet(out / "confusion")) == 12 * 100
+    assert sorted(p.name for p in (out / "_corrupt").rglob("*.parquet")) == [corrupt.name, corrupt.name]
 
 
 def test_always_failing_trial_is_reported_and_only_it_is_retried_later(smoke_run, tmp_path, capfd, monkeypatch):
