@@ -17,7 +17,7 @@ Test hooks (read on the driver, handed to trials in their config; for drills and
                        or its key "model=M/noise_fraction=F/train_size=S/seed=N"
     SWEEP_FAIL_TIMES   fail only the first N attempts of such a trial (default: every attempt)
     SWEEP_FAIL_HOW     "raise" (default: a RuntimeError) or "exit" (the worker process dies)
-    SWEEP_TEST_HOLD_S  seconds a trial keeps its slot after writing (to observe concurrency)
+    SWEEP_TEST_HOLD_S  seconds a trial holds its slot before training (to observe concurrency)
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ def sweep_trainable(tune_config: dict[str, Any]) -> None:
     started_at = datetime.now(timezone.utc)
     try:
         _inject_failure(hooks, config, attempt, out)
+        time.sleep(float(hooks.get("SWEEP_TEST_HOLD_S") or 0))
         result = run_trial(config)
         write_trial(out, result, tune_config["experiment"], started_at=started_at,
                     placement=_placement(), attempt=attempt)
@@ -95,9 +96,6 @@ def sweep_trainable(tune_config: dict[str, Any]) -> None:
         # Recorded now, by the worker, so the error survives even if the driver is gone.
         write_failed(out, config.trial_id, key=point, error=f"{type(exc).__name__}: {exc}", attempt=attempt)
         raise
-    hold = float(hooks.get("SWEEP_TEST_HOLD_S") or 0)
-    if hold:
-        time.sleep(hold)
     tune.report({"sweep_trial_id": config.trial_id, "accuracy": result.accuracy,
                  "trial_seconds": result.seconds})
 
