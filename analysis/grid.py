@@ -123,12 +123,20 @@ def check_frame(df: object) -> pd.DataFrame:
     return df
 
 
+def _observed(column: pd.Series) -> list[str]:
+    """Distinct values as strings; for categoricals from the categories (fast on a million rows)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        used = np.bincount(column.cat.codes.to_numpy() + 1, minlength=len(column.cat.categories) + 1)[1:] > 0
+        return [str(c) for c, u in zip(column.cat.categories, used) if u]
+    return [str(v) for v in pd.unique(column)]
+
+
 def _single(df: pd.DataFrame, column: str) -> str:
-    values = pd.unique(df[column].astype(str))
+    values = _observed(df[column])
     if len(values) != 1:
         raise ValueError(f"the table holds {len(values)} values of {column} {sorted(values)}; analyse one at a "
                          f"time, e.g. df[df.{column} == {sorted(values)[0]!r}]")
-    return str(values[0])
+    return values[0]
 
 
 def _codes(column: pd.Series, order: list | None = None) -> tuple[np.ndarray, list]:
@@ -142,7 +150,7 @@ def _codes(column: pd.Series, order: list | None = None) -> tuple[np.ndarray, li
 def class_order(df: pd.DataFrame) -> list[str]:
     """Class names: the categorical order from load_results, else order of first appearance."""
     if isinstance(df["true_class"].dtype, pd.CategoricalDtype):
-        used = set(df["true_class"].astype(str).unique()) | set(df["pred_class"].astype(str).unique())
+        used = set(_observed(df["true_class"])) | set(_observed(df["pred_class"]))
         return [str(c) for c in df["true_class"].cat.categories if str(c) in used]
     return list(pd.unique(pd.concat([df["true_class"], df["pred_class"]], ignore_index=True).astype(str)))
 

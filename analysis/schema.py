@@ -38,7 +38,7 @@ TRIAL_KEY_COLUMNS = (
 )
 
 # Columns of OUT/trials that the loader uses (the rest are provenance, kept on disk).
-TRIALS_COLUMNS: dict[str, str] = {"trial_id": "str", "test_size": "int", "accuracy": "float"}
+TRIALS_COLUMNS: dict[str, str] = {"trial_id": "str", "test_size": "int"}
 
 # Axis values are rounded to this many decimals, so 0.1 written as 0.1000000001 is the same level.
 AXIS_DECIMALS = 6
