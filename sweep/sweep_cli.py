@@ -281,3 +281,19 @@ def format_status(spec: ExperimentSpec, uri: str, done: frozenset[str], failed: 
         lines.append("\nfiles that do not open as Parquet (their trials count as missing):")
         lines += [f"  {path}" for path in corrupt]
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sweep.sweep_cli run|status ...``: the two commands without the rest of ``sweep``."""
+    parser = argparse.ArgumentParser(prog="sweep")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        print(f"sweep {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
