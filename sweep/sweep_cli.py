@@ -50,19 +50,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run", help="run a sweep (the quick preset when given nothing)",
         description="Run every missing trial of an experiment grid on Ray Tune and write Parquet under OUT. "
                     "Trials already in OUT are skipped, so the same command resumes, and --seeds extends.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     run.add_argument("spec", nargs="?", metavar="SPEC",
-                     help="experiment spec file (.toml, .yaml); default: the quick preset")
+                     help="experiment spec file (.toml, .yaml, .yml); default: the quick preset")
     run.add_argument("--preset", choices=PRESETS, default=None,
-                     help="run a preset shipped with the package instead of a SPEC file (default when "
-                          "neither is given: quick)")
+                     help="run a preset shipped with the package instead of a SPEC file; default when "
+                          "neither is given: quick")
     run.add_argument("--out", metavar="PATH", default=None,
                      help="output folder or URI (local, NFS, s3://bucket/prefix); default: results/<experiment>")
     run.add_argument("--dataset", metavar="SPEC", default=None,
-                     help="replace the spec's dataset: digits | cifar10 | parquet:DIR | imagefolder:DIR")
+                     help="replace the spec's dataset: digits | cifar10 | parquet:DIR | imagefolder:DIR; "
+                          "default: the spec's")
     run.add_argument("--seeds", type=_positive_int, metavar="N", default=None,
-                     help="use seeds 0..N-1 (N >= 1) instead of the spec's; raising N extends a finished sweep")
+                     help="use seeds 0..N-1 (N >= 1) instead of the spec's; raising N extends a finished sweep; "
+                          "default: the spec's seeds")
     run.add_argument("--retries", type=_nonneg_int, metavar="N", default=None,
                      help="retries per failing trial (>= 0); default: the spec's `retries`")
     run.add_argument("--max-concurrent", type=_nonneg_int, metavar="N", default=None,
@@ -74,24 +75,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--num-cpus", type=_positive_int, metavar="N", default=None,
                      help="CPUs of the local Ray (>= 1; ignored with --address); default: all cores")
     run.add_argument("--dashboard", action="store_true",
-                     help="start Ray's dashboard with the local Ray (bound to 127.0.0.1:8265)")
-    run.add_argument("--verbose", action="store_true", help="show Ray's and Tune's own logs and tables")
+                     help="start Ray's dashboard with the local Ray, bound to 127.0.0.1:8265; default: off")
+    run.add_argument("--verbose", action="store_true", help="show Ray's and Tune's own logs and tables; default: off, one progress line")
     run.add_argument("--yes", action="store_true",
-                     help=f"run grids of more than {HUGE_GRID:,} trials without stopping to ask")
+                     help=f"run grids of more than {HUGE_GRID:,} trials; default: refuse them with the trial count")
     run.set_defaults(handler=run_command)
 
     status = subparsers.add_parser(
         "status", help="done / missing / failed trials of OUT, per grid cell",
         description="Show, per grid cell (model, noise fraction, train size), how many seeds are done, "
                     "missing and failed. Read-only.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     status.add_argument("out", metavar="OUT", help="output folder or URI of a sweep")
     status.add_argument("spec", nargs="?", metavar="SPEC",
-                        help="spec whose grid to check against; default: the spec of OUT's latest run")
-    status.add_argument("--preset", choices=PRESETS, default=None, help="check against a preset's grid")
+                        help="spec file whose grid to check against; default: the spec of OUT's latest run")
+    status.add_argument("--preset", choices=PRESETS, default=None,
+                        help="check against a preset's grid; default: the spec of OUT's latest run")
     status.add_argument("--seeds", type=_positive_int, metavar="N", default=None,
-                        help="check seeds 0..N-1 (N >= 1)")
+                        help="check seeds 0..N-1 (N >= 1); default: the spec's seeds")
     status.set_defaults(handler=status_command)
 
 

@@ -46,7 +46,8 @@ def test_help_lists_every_option_with_its_default(capsys):
     for option in ("--preset", "--out", "--dataset", "--seeds", "--retries", "--max-concurrent", "--address",
                    "--num-cpus", "--dashboard", "--verbose", "--yes"):
         assert option in text
-    assert "default: None" in text and "quick" in text
+    assert "default: results/<experiment>" in text and "default when neither is given: quick" in text
+    assert "(default: None)" not in text
 
 
 @pytest.mark.parametrize("argv, match", [
