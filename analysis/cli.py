@@ -1,7 +1,7 @@
 """The ``report`` subcommand: ``sweep report OUT [--to DIR]`` or ``python -m analysis report OUT``.
 
 ``register(subparsers)`` adds it to any argparse program; the parsed namespace carries the handler
-as ``args.func`` (returns an int exit code). Bad input becomes one line on stderr and exit code 2.
+as ``args.handler`` (returns an int exit code). Bad input becomes one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--n-boot", type=int, default=1000, metavar="N",
                         help="bootstrap resamples of the seeds for every interval and test (default 1000)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    parser.set_defaults(func=run_report, report_prog=parser.prog)
+    parser.set_defaults(handler=run_report, report_prog=parser.prog)
     return parser
 
 
@@ -56,4 +56,4 @@ def main(argv: list[str] | None = None) -> int:
     subparsers = parser.add_subparsers(dest="command", required=True)
     register(subparsers)
     args = parser.parse_args(argv)
-    return args.func(args)
+    return args.handler(args)

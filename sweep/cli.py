@@ -166,9 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from analysis import cli as analysis_cli  # light: matplotlib is imported inside its handler
     from sweep import sweep_cli  # light: Ray and torch are imported inside its handlers
 
     sweep_cli.register(subparsers)
+    analysis_cli.register(subparsers)
     _add_trial_parser(subparsers)
     return parser
 
