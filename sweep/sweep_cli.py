@@ -6,7 +6,8 @@ TypeError / FileNotFoundError with one line, before anything starts or anything 
 ``sweep.cli.main`` prints it as ``sweep <cmd>: error: ...`` and exits 2.
 
 Exit codes of ``sweep run``: 0 all trials done, 1 some trials failed after their retries (every
-other result is written), 2 bad input (nothing started), 130 interrupted.
+other result is written), 2 bad input (nothing started), 130 interrupted (Ctrl-C; results so far
+are kept and the same command resumes).
 """
 
 from __future__ import annotations
@@ -224,8 +225,12 @@ def _run_and_report(spec: ExperimentSpec, out: Any, todo: list, *, skipped: int,
             print(f"  {trial_id}  {info['key']}: {info['error']}", file=sys.stderr)
         print("sweep run: the other results are written; run the same command again to retry only these",
               file=sys.stderr)
+    if outcome.unfinished:
+        print(f"sweep run: stopped with {len(outcome.unfinished)} trial(s) not run (interrupted); "
+              "run the same command again to resume", file=sys.stderr)
+    if outcome.failed:
         return 1
-    return 0
+    return 130 if outcome.unfinished else 0
 
 
 # ---- status -----------------------------------------------------------------------------------

@@ -136,6 +136,7 @@ class SweepOutcome:
     ran: int  # handed to Tune
     succeeded: int  # of those, done now
     failed: dict[str, dict[str, Any]] = field(default_factory=dict)  # trial_id -> {"key", "error"}
+    unfinished: tuple[str, ...] = ()  # trial_ids Tune stopped before they ran (interrupted)
     wall_seconds: float = 0.0  # Tune's fit, wall clock
     slots: int = 1  # trials that could run at once
     trial_seconds: float = 0.0  # sum of the finished trials' own wall clock
@@ -221,12 +222,12 @@ def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skip
             write_failed(out, config.trial_id, key=point, error=message, attempt=spec.retries + 1)
             record = {"error": message}
         failed[config.trial_id] = {"key": trial_key(config), "error": record["error"]}
-    for trial_id, config in todo_ids.items():  # not done, not reported by Tune (should not happen)
-        if trial_id not in done and trial_id not in failed:
-            failed[trial_id] = {"key": trial_key(config), "error": "trial did not finish (no result written)"}
+    # Neither done nor failed: Tune stopped before running them (Ctrl-C: Tune ends fit() cleanly).
+    unfinished = tuple(t for t in todo_ids if t not in done and t not in failed)
     return SweepOutcome(
         total=spec.num_trials, skipped=skipped, ran=len(todo), succeeded=len(done & set(todo_ids)),
-        failed=failed, wall_seconds=wall, slots=slots, trial_seconds=sum(callback.trial_seconds),
+        failed=failed, unfinished=unfinished, wall_seconds=wall, slots=slots,
+        trial_seconds=sum(callback.trial_seconds),
     )
 
 
