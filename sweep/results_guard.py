@@ -6,7 +6,8 @@
   file also keeps the latest run's full spec, which `sweep status OUT` uses as the grid.
 - ``OUT/.lock`` makes one driver at a time the owner of a local or NFS output folder: created with
   O_CREAT|O_EXCL, holding pid and host. A lock whose pid is dead on this host is stale and taken
-  over; a live one makes the second driver stop with a message naming the owner. Object stores
+  over, as is an empty one older than 10 s; a live one makes the second driver stop with a message
+  naming the owner. Object stores
   (s3://) have no exclusive create, so there the lock is skipped with a warning; writes stay safe
   (whole objects, named by trial_id) but two drivers may run the same trial twice.
 """
@@ -17,6 +18,7 @@ import json
 import os
 import socket
 import sys
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -120,7 +122,7 @@ class OutputLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = self._owner()
-                if owner is not None and self._stale(owner):
+                if self._stale(owner):
                     try:
                         os.unlink(self.path)  # dead driver on this host: take over
                     except FileNotFoundError:
@@ -144,8 +146,12 @@ class OutputLock:
         except (OSError, ValueError):
             return None
 
-    @staticmethod
-    def _stale(owner: dict[str, Any]) -> bool:
+    def _stale(self, owner: dict[str, Any] | None) -> bool:
+        if owner is None:  # unreadable: a driver died between creating and writing it, or one is writing now
+            try:
+                return time.time() - os.path.getmtime(self.path) > 10.0
+            except FileNotFoundError:
+                return True
         pid = owner.get("pid")
         return owner.get("host") == socket.gethostname() and isinstance(pid, int) and not _pid_alive(pid)
 

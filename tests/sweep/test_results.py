@@ -159,6 +159,14 @@ def test_a_stale_lock_of_a_dead_driver_is_taken_over(tmp_path):
     lock.release()
 
 
+def test_an_empty_lock_file_is_stale_only_once_it_is_old(tmp_path):
+    (tmp_path / ".lock").write_text("")  # a driver died between creating and writing it
+    with pytest.raises(OutputLockedError, match="lock is being written"):
+        OutputLock(open_output(str(tmp_path))).acquire()
+    os.utime(tmp_path / ".lock", (0, 0))
+    OutputLock(open_output(str(tmp_path))).acquire().release()
+
+
 def test_bad_output_locations_are_one_line():
     with pytest.raises(ValueError, match="output location must be a non-empty path or URI, got ''"):
         open_output("")
