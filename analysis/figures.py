@@ -66,7 +66,9 @@ def class_curves_figure(curves: pd.DataFrame, breaks: pd.DataFrame | None, facto
                              squeeze=False)
     for ax, name in zip(axes.flat, names):
         part = curves[curves["class_name"].astype(str) == name]
-        ax.fill_between(part[x_col], part["ci_low"], part["ci_high"], alpha=0.25, color="C0", linewidth=0)
+        # Rates live in [0, 1]; a t-interval over few seeds can overshoot, which only misleads on a plot.
+        ax.fill_between(part[x_col], part["ci_low"].clip(0, 1), part["ci_high"].clip(0, 1), alpha=0.25,
+                        color="C0", linewidth=0)
         ax.plot(part[x_col], part["mean"], marker="o", markersize=3, color="C0")
         ax.set_title(name, fontsize=9)
         ax.grid(alpha=0.3)
