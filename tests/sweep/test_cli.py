@@ -102,7 +102,7 @@ def test_status_table_counts_done_missing_failed(quick_out, capsys):
                  attempt=2)
     assert sweep_main(["status", quick_out]) == 0
     text = capsys.readouterr().out
-    assert "quick at " in text and "18 trials in the grid: 1 done, 16 missing, 1 failed" in text
+    assert "quick at " in text and "24 trials in the grid: 1 done, 22 missing, 1 failed" in text
     first_cell = next(line for line in text.splitlines() if line.startswith("blog_cnn  0.00   1.0"))
     assert first_cell.split()[-3:] == ["1/3", "1", "1"]
     assert f"{failing.trial_id}  seed=1: RuntimeError: boom (attempt 2)" in text
