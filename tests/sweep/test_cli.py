@@ -107,7 +107,7 @@ def test_status_table_counts_done_missing_failed(quick_out, capsys):
     assert first_cell.split()[-3:] == ["1/3", "1", "1"]
     assert f"{failing.trial_id}  seed=1: RuntimeError: boom (attempt 2)" in text
     assert sweep_main(["status", quick_out, "--seeds", "5"]) == 0
-    assert "30 trials in the grid: 1 done, 28 missing, 1 failed" in capsys.readouterr().out
+    assert "40 trials in the grid: 1 done, 38 missing, 1 failed" in capsys.readouterr().out
 
 
 def test_status_against_another_spec_file(quick_out, write_spec, smoke_spec_text, capsys):
