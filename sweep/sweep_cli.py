@@ -126,18 +126,35 @@ def check_reachable(address: str, *, timeout_s: float = 5.0) -> None:
                          "check --address / RAY_ADDRESS and that the cluster is up") from None
 
 
+DASHBOARD_HOST = "127.0.0.1"  # a local Ray's dashboard (and its minimal stand-in) listens here only
+
+
+def ray_init_kwargs(address: str | None, *, verbose: bool, dashboard: bool,
+                    num_cpus: int | None) -> dict[str, Any]:
+    """The arguments of the driver's ``ray.init``: joining ``address``, or starting a local Ray.
+
+    A local Ray binds its dashboard to 127.0.0.1 (reach a remote one through ``ray dashboard`` /
+    an SSH tunnel) and starts it only with ``--dashboard``; Ray's logs reach the terminal only
+    with ``--verbose``. A cluster we join keeps its own settings.
+    """
+    quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
+    if address:
+        return {"address": address, **quiet}
+    return {"address": "local", "num_cpus": num_cpus, "include_dashboard": dashboard,
+            "dashboard_host": DASHBOARD_HOST, **quiet}
+
+
 def connect_ray(address: str | None, *, verbose: bool, dashboard: bool, num_cpus: int | None) -> bool:
     """Join a cluster or start a local Ray; True when this call started or joined it (we shut it down)."""
+    # Ray's anonymous usage report is of no use to a sweep (and nodes may have no internet);
+    # a user who sets the variable keeps their choice.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
     if ray.is_initialized():
         return False  # a notebook or test already connected: use that
-    quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
     try:
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, **quiet)
+        ray.init(**ray_init_kwargs(address, verbose=verbose, dashboard=dashboard, num_cpus=num_cpus))
     except ConnectionError as exc:
         raise ValueError(f"cannot connect to Ray at {address!r}: {' '.join(str(exc).split())}") from None
     return True
