@@ -17,10 +17,13 @@ trial_id, so a retried or repeated trial replaces its files instead of duplicati
 
 from __future__ import annotations
 
+import errno
+import fnmatch
 import io
 import json
 import os
 import uuid
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -114,6 +117,60 @@ def open_output(out: str) -> Output:
     return Output(uri=out.rstrip("/"), fs=fs, root=root.rstrip("/"))
 
 
+class OutputNotWritableError(ValueError):
+    """OUT (or a folder in it) cannot be written: read-only, not ours, or full. Bad input: exit 2."""
+
+
+def check_writable(out: Output) -> None:
+    """Refuse, before anything starts, an OUT whose files could not be written.
+
+    Writes and removes a hidden probe file in OUT and in each result folder that already exists
+    (a read-only ``trials/`` in a writable OUT fails every trial otherwise). Local paths only:
+    object stores have no cheap, side-effect-free check, and their errors surface per trial.
+    """
+    if not out.is_local:
+        return
+    for folder in [out.root] + [out.path(d) for d in (*DIRS, "failed") if os.path.isdir(out.path(d))]:
+        probe = os.path.join(folder, f".write-probe-{uuid.uuid4().hex}")
+        try:
+            with open(probe, "wb") as fh:
+                fh.write(b"probe")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise OutputNotWritableError(
+                f"cannot write to {folder}: {exc.strerror or exc}; free space or choose a writable --out "
+                "(nothing was started)") from None
+        finally:
+            try:
+                os.unlink(probe)
+            except OSError:
+                pass
+
+
+# Test hook (see sweep.tune_runner): relative paths matching these fnmatch patterns fail to write
+# half way, with ENOSPC, as on a disk that fills up mid-write. Empty outside drills.
+_FAIL_WRITES: tuple[str, ...] = ()
+
+
+@contextmanager
+def simulated_write_failures(patterns: tuple[str, ...]):
+    """Within the block, writes of OUT-relative paths matching ``patterns`` fail with ENOSPC."""
+    global _FAIL_WRITES
+    saved, _FAIL_WRITES = _FAIL_WRITES, tuple(patterns)
+    try:
+        yield
+    finally:
+        _FAIL_WRITES = saved
+
+
+def _write_fully(fh: Any, rel_path: str, data: bytes) -> None:
+    if _FAIL_WRITES and any(fnmatch.fnmatch(rel_path, p) for p in _FAIL_WRITES):
+        fh.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (simulated by SWEEP_FAIL_WRITES)", rel_path)
+    fh.write(data)
+
+
 def write_bytes_atomic(out: Output, rel_path: str, data: bytes) -> None:
     """Write OUT/rel_path so that readers see the whole file or nothing: temp name, then rename."""
     directory, name = rel_path.rsplit("/", 1) if "/" in rel_path else ("", rel_path)
@@ -123,18 +180,20 @@ def write_bytes_atomic(out: Output, rel_path: str, data: bytes) -> None:
         os.makedirs(os.path.dirname(final), exist_ok=True)
         try:
             with open(tmp, "wb") as fh:
-                fh.write(data)
+                _write_fully(fh, rel_path, data)
                 fh.flush()
                 os.fsync(fh.fileno())  # the bytes are on disk before the name is
             os.replace(tmp, final)
         except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            try:
+                os.unlink(tmp)  # a full or read-only disk may refuse this too: the name is hidden anyway
+            except OSError:
+                pass
             raise
         return
     out.fs.create_dir(os.path.dirname(final), recursive=True)
     with out.fs.open_output_stream(tmp) as fh:
-        fh.write(data)
+        _write_fully(fh, rel_path, data)
     out.fs.move(tmp, final)  # object stores: the final object appears whole (PUT is atomic)
 
 
@@ -216,12 +275,40 @@ def write_trial(out: Output, result: Any, experiment: str, *, started_at: dateti
     Called by the trial's own worker. Idempotent: a rerun of the same trial replaces its files.
     """
     trial_id = result.config.trial_id
-    write_bytes_atomic(out, f"confusion/{trial_id}.parquet", _parquet_bytes(confusion_table(result, experiment)))
-    if result.probs is not None:
-        write_bytes_atomic(out, f"probs/{trial_id}.parquet", _parquet_bytes(probs_table(result, experiment)))
-    row = trials_table(result, experiment, started_at=started_at, placement=placement or {}, attempt=attempt)
-    write_bytes_atomic(out, f"trials/{trial_id}.parquet", _parquet_bytes(row))
+    written = []
+    try:
+        for name, table in (("confusion", confusion_table(result, experiment)),
+                            ("probs", probs_table(result, experiment) if result.probs is not None else None)):
+            if table is not None:
+                write_bytes_atomic(out, f"{name}/{trial_id}.parquet", _parquet_bytes(table))
+                written.append(name)
+        row = trials_table(result, experiment, started_at=started_at, placement=placement or {}, attempt=attempt)
+        write_bytes_atomic(out, f"trials/{trial_id}.parquet", _parquet_bytes(row))
+    except BaseException:
+        # No commit marker, so no result: take back what this attempt made visible, so that
+        # pd.read_parquet("OUT/confusion") never holds rows of a trial that is not in trials/.
+        for name in written:
+            _delete_quietly(out, out.path(name, f"{trial_id}.parquet"))
+        raise
     clear_failed(out, trial_id)
+
+
+def _delete_quietly(out: Output, path: str) -> bool:
+    try:
+        out.fs.delete_file(path)
+        return True
+    except OSError:  # FileNotFoundError included; a read-only disk leaves it to the next run
+        return False
+
+
+def remove_uncommitted(out: Output) -> int:
+    """Delete confusion/probs files of trials without a ``trials/`` row: left by a trial that was
+    interrupted (killed driver or node) between its writes. The trial runs again and rewrites
+    them; until then they would show in ``pd.read_parquet("OUT/confusion")``. Call only while no
+    trial of OUT runs (holding OUT's lock). Returns how many files were removed."""
+    committed = set(_visible_ids(out, "trials"))
+    return sum(_delete_quietly(out, path) for directory in ("confusion", "probs")
+               for tid, path in _visible_ids(out, directory).items() if tid not in committed)
 
 
 # ---- failures ---------------------------------------------------------------------------------
@@ -233,10 +320,7 @@ def write_failed(out: Output, trial_id: str, *, key: dict[str, Any], error: str,
 
 
 def clear_failed(out: Output, trial_id: str) -> None:
-    try:
-        out.fs.delete_file(out.path("failed", f"{trial_id}.json"))
-    except (FileNotFoundError, OSError):
-        pass
+    _delete_quietly(out, out.path("failed", f"{trial_id}.json"))
 
 
 def read_failed(out: Output) -> dict[str, dict[str, Any]]:

@@ -22,7 +22,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from sweep.results import Output, write_bytes_atomic
+from sweep.results import Output, OutputNotWritableError, write_bytes_atomic
 from sweep.spec import ExperimentSpec, spec_from_dict
 
 EXPERIMENT_FILE = "experiment.json"
@@ -114,13 +114,23 @@ class OutputLock:
             print(f"sweep: warning: {self.out.uri} is not a local/NFS path; no lock taken, "
                   "do not start two drivers on it at once", file=sys.stderr)
             return self
-        os.makedirs(self.out.root, exist_ok=True)
+        root = self.out.root
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise OutputNotWritableError(f"output location {root} is a file, not a folder; choose another --out")
+        try:
+            os.makedirs(root, exist_ok=True)
+        except OSError as exc:
+            raise OutputNotWritableError(f"cannot create the output folder {root}: {exc.strerror or exc}; "
+                                         "choose a writable --out (nothing was started)") from None
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started_at": datetime.now(timezone.utc).isoformat()}
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+            except OSError as exc:
+                if not isinstance(exc, FileExistsError):
+                    raise OutputNotWritableError(f"cannot write to {root}: {exc.strerror or exc}; free space or "
+                                                 "choose a writable --out (nothing was started)") from None
                 owner = self._owner()
                 if self._stale(owner):
                     try:
@@ -133,8 +143,13 @@ class OutputLock:
                 raise OutputLockedError(
                     f"{self.out.uri} is in use by another sweep driver ({who}); wait for it to finish, "
                     f"or delete {self.path} if that driver is gone") from None
-            with os.fdopen(fd, "w") as fh:
-                json.dump(me, fh)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(me, fh)
+            except OSError as exc:  # e.g. a full disk: the name was created, its bytes were not
+                os.unlink(self.path)
+                raise OutputNotWritableError(f"cannot write to {root}: {exc.strerror or exc}; free space or "
+                                             "choose a writable --out (nothing was started)") from None
             self.held = True
             return self
         raise OutputLockedError(f"could not take the lock {self.path}; another driver keeps taking it")
@@ -157,11 +172,14 @@ class OutputLock:
 
     def release(self) -> None:
         if self.held:
+            self.held = False
             try:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
-            self.held = False
+            except OSError as exc:  # OUT turned read-only mid-run: the results stand; say what is left
+                print(f"sweep: warning: could not remove the lock {self.path} ({exc.strerror}); "
+                      "delete it once OUT is writable again", file=sys.stderr)
 
     def __enter__(self) -> "OutputLock":
         return self.acquire()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import socket
 import sys
@@ -160,8 +161,55 @@ def connect_ray(address: str | None, *, verbose: bool, dashboard: bool, num_cpus
     return True
 
 
+def check_grid_fits(spec: ExperimentSpec, dataset: Any) -> None:
+    """Refuse a grid that cannot run on ``dataset`` (every such trial would fail on a worker).
+
+    The same bounds as sweep.subsets.resolve_train_size and sweep.noise.check_pairs, checked here
+    without importing them: they import torch, which the driver does not need (2-3 s here).
+    """
+    population = dataset.num_train
+    for size in spec.train_sizes:
+        if isinstance(size, int) and size > population:
+            raise ValueError(f"train_sizes: {size} is above the train split of {spec.dataset} ({population:,} "
+                             f"examples); allowed: a count in [1, {population}] or a fraction in (0, 1]")
+        if isinstance(size, float) and math.floor(size * population + 0.5) < 1:
+            raise ValueError(f"train_sizes: {size} of the {population}-example train split of {spec.dataset} "
+                             f"selects no example; allowed: a fraction in [{1 / population:.2g}, 1]")
+    if spec.noise_mode == "pairs" and spec.noise_pairs is not None:
+        for source, target in spec.noise_pairs:
+            for name in (source, target):
+                if name not in dataset.classes:
+                    raise ValueError(f"noise_pairs: {source!r}->{target!r} names unknown class {name!r} of "
+                                     f"{spec.dataset}; allowed: {', '.join(dataset.classes)}")
+
+
+def _first_missing(path: str) -> str | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet."""
+    missing = None
+    while not os.path.exists(path):
+        missing, parent = path, os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
+
+
+def _remove_if_empty(root: str, created: str) -> None:
+    """Remove the folders from ``root`` up to ``created`` that this run made and left empty."""
+    path = root
+    while True:
+        try:
+            os.rmdir(path)
+        except OSError:
+            return
+        if path == created:
+            return
+        path = os.path.dirname(path)
+
+
 def run_command(args: argparse.Namespace) -> int:
-    from sweep.results import open_output, quarantine, remove_stale_temp_files, scan_done
+    from sweep.results import (check_writable, open_output, quarantine, remove_stale_temp_files,
+                               remove_uncommitted, scan_done)
     from sweep.results_guard import OutputLock, check_experiment, record_experiment
 
     spec = resolve_spec(args)
@@ -179,11 +227,13 @@ def run_command(args: argparse.Namespace) -> int:
         # that the workers then read instead of each decoding the source.
         from sweep.datasets import load_dataset
 
-        load_dataset(spec.dataset, data_dir=spec.data_dir)
-    existed = out.is_local and os.path.isdir(out.root)
-    lock = OutputLock(out).acquire()
+        check_grid_fits(spec, load_dataset(spec.dataset, data_dir=spec.data_dir))
+    created = _first_missing(out.root) if out.is_local else None
+    lock = OutputLock(out)
     started_ray = False
     try:
+        lock.acquire()
+        check_writable(out)
         scan = scan_done(out)
         for path in scan.corrupt:
             print(f"sweep run: {path} does not open as Parquet; its trial will be rerun", file=sys.stderr)
@@ -191,6 +241,8 @@ def run_command(args: argparse.Namespace) -> int:
             quarantine(out, scan.corrupt)
             scan = scan_done(out)
         remove_stale_temp_files(out)
+        if lock.held:  # no trial of OUT runs now: an interrupted trial's files go, it reruns
+            remove_uncommitted(out)
         todo = [c for c in spec.trials() if c.trial_id not in scan.done]
         skipped = spec.num_trials - len(todo)
         print(f"sweep run: {spec.name}: {spec.num_trials} trials, {skipped} already done, {len(todo)} to run "
@@ -203,9 +255,9 @@ def run_command(args: argparse.Namespace) -> int:
         record_experiment(out, spec)
         return _run_and_report(spec, out, todo, skipped=skipped, local=not address, verbose=args.verbose)
     except BaseException:
-        if not existed and out.is_local and os.path.isdir(out.root) and os.listdir(out.root) == [".lock"]:
-            lock.release()
-            os.rmdir(out.root)  # we created OUT only to lock it: leave no trace of a failed start
+        lock.release()
+        if created:
+            _remove_if_empty(out.root, created)  # we created OUT only to lock it: no trace of a failed start
         raise
     finally:
         lock.release()

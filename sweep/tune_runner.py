@@ -18,6 +18,9 @@ Test hooks (read on the driver, handed to trials in their config; for drills and
     SWEEP_FAIL_TIMES   fail only the first N attempts of such a trial (default: every attempt)
     SWEEP_FAIL_HOW     "raise" (default: a RuntimeError) or "exit" (the worker process dies)
     SWEEP_TEST_HOLD_S  seconds a trial holds its slot before training (to observe concurrency)
+    SWEEP_FAIL_WRITES  comma list of fnmatch patterns of OUT-relative paths (e.g. "trials/*") whose
+                       writes fail half way with ENOSPC, as on a disk that fills up mid-trial;
+                       SWEEP_FAIL_TIMES limits it to the first N attempts of each trial
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from sweep.config import TrialConfig
 from sweep.results import Output, read_failed, scan_done, write_failed, write_trial
 from sweep.spec import AXES, ExperimentSpec
 
-_ENV_HOOKS = ("SWEEP_FAIL_TRIALS", "SWEEP_FAIL_TIMES", "SWEEP_FAIL_HOW", "SWEEP_TEST_HOLD_S")
+_ENV_HOOKS = ("SWEEP_FAIL_TRIALS", "SWEEP_FAIL_TIMES", "SWEEP_FAIL_HOW", "SWEEP_TEST_HOLD_S", "SWEEP_FAIL_WRITES")
 
 
 def trial_key(config: TrialConfig) -> str:
@@ -74,7 +77,7 @@ def sweep_trainable(tune_config: dict[str, Any]) -> None:
     """One Tune trial: build the TrialConfig, run the pure core, write the files, report once."""
     from ray import tune
 
-    from sweep.results import open_output
+    from sweep.results import open_output, simulated_write_failures
     from sweep.trial import run_trial
 
     if os.path.isdir(tune_config["cwd"]):
@@ -90,14 +93,31 @@ def sweep_trainable(tune_config: dict[str, Any]) -> None:
         _inject_failure(hooks, config, attempt, out)
         time.sleep(float(hooks.get("SWEEP_TEST_HOLD_S") or 0))
         result = run_trial(config)
-        write_trial(out, result, tune_config["experiment"], started_at=started_at,
-                    placement=_placement(), attempt=attempt)
+        with simulated_write_failures(_write_failure_patterns(hooks, attempt)):
+            write_trial(out, result, tune_config["experiment"], started_at=started_at,
+                        placement=_placement(), attempt=attempt)
     except Exception as exc:
         # Recorded now, by the worker, so the error survives even if the driver is gone.
-        write_failed(out, config.trial_id, key=point, error=f"{type(exc).__name__}: {exc}", attempt=attempt)
+        record_failure(out, config.trial_id, key=point, error=f"{type(exc).__name__}: {exc}", attempt=attempt)
         raise
     tune.report({"sweep_trial_id": config.trial_id, "accuracy": result.accuracy,
                  "trial_seconds": result.seconds})
+
+
+def _write_failure_patterns(hooks: dict[str, str], attempt: int) -> tuple[str, ...]:
+    patterns = tuple(p.strip() for p in hooks.get("SWEEP_FAIL_WRITES", "").split(",") if p.strip())
+    times = int(hooks.get("SWEEP_FAIL_TIMES") or 0)
+    return () if times and attempt > times else patterns
+
+
+def record_failure(out: Output, trial_id: str, *, key: dict[str, Any], error: str, attempt: int) -> bool:
+    """write_failed, best effort: when OUT itself is what failed (full, read-only), the trial's
+    error must still reach Tune and the user, not be replaced by a second OSError."""
+    try:
+        write_failed(out, trial_id, key=key, error=error, attempt=attempt)
+        return True
+    except OSError:
+        return False
 
 
 def read_failed_one(out: Output, trial_id: str) -> dict[str, Any] | None:
@@ -221,9 +241,9 @@ def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skip
         if config.trial_id in done:
             continue
         record = records.get(config.trial_id)
-        if record is None:  # the process died before it could say why: keep Tune's word
+        if record is None:  # the process died before it could say why (or OUT refused the record)
             message = _one_line(result.error)
-            write_failed(out, config.trial_id, key=point, error=message, attempt=spec.retries + 1)
+            record_failure(out, config.trial_id, key=point, error=message, attempt=spec.retries + 1)
             record = {"error": message}
         failed[config.trial_id] = {"key": trial_key(config), "error": record["error"]}
     # Neither done nor failed: Tune stopped before running them (Ctrl-C: Tune ends fit() cleanly).
