@@ -17,7 +17,7 @@ from conftest import make_result
 
 from sweep.results import (
     CONFUSION_SCHEMA, PROBS_SCHEMA, TRIALS_SCHEMA, open_output, quarantine, read_failed,
-    remove_stale_temp_files, scan_done, write_failed, write_trial,
+    remove_stale_temp_files, remove_uncommitted, scan_done, write_failed, write_trial,
 )
 from sweep.results_guard import OutputLock, OutputLockedError, check_experiment, record_experiment, stored_spec
 from sweep.spec import load_preset
@@ -81,15 +81,26 @@ def test_temp_files_are_invisible_to_readers_and_cleaned_when_stale(tmp_path):
     assert sorted(p.name for p in tmp_path.rglob(".*tmp-*")) == []
 
 
-def test_a_crash_before_the_trials_row_leaves_the_trial_not_done(tmp_path):
+def test_a_failure_before_the_trials_row_leaves_the_trial_not_done(tmp_path):
     out = open_output(str(tmp_path))
     result = make_result(keep_probs=True)
     broken = type(result)(**{**result.__dict__, "probs": result.probs[:, :2]})  # probs table cannot build
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="probs must be"):
         write_trial(out, broken, "exp", started_at=NOW)
-    assert (tmp_path / "confusion" / f"{result.config.trial_id}.parquet").exists()  # written first
+    # confusion/ was written first, then taken back: no rows of an uncommitted trial stay visible
+    assert not (tmp_path / "confusion" / f"{result.config.trial_id}.parquet").exists()
     assert not (tmp_path / "trials").exists()  # the commit marker was never written
     assert scan_done(out).done == frozenset()
+
+
+def test_a_crash_before_the_trials_row_leaves_the_trial_not_done(tmp_path):
+    out = open_output(str(tmp_path))
+    result = make_result()
+    write_trial(out, result, "exp", started_at=NOW)
+    (tmp_path / "trials" / f"{result.config.trial_id}.parquet").unlink()  # killed between the two writes
+    assert scan_done(out).done == frozenset()
+    assert remove_uncommitted(out) == 1  # what the next run does first, under OUT's lock
+    assert list((tmp_path / "confusion").iterdir()) == []
 
 
 def test_truncated_files_are_reported_by_name_and_quarantined(tmp_path):
