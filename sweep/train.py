@@ -8,7 +8,7 @@ of the epoch, so the loop never waits on the host for randomness. Mixed precisio
 is used on CUDA only; on CPU the loop stays in float32 and the thread count is the trial's.
 
 Measured on the 2-core x86-64 CPU (AVX-512, no bf16 units; shared with other jobs), blog_cnn,
-batch 128, 1 thread, medians of 4 interleaved rounds (bench/README.md has the commands):
+batch 128, 1 thread, medians of 4 interleaved rounds (BENCHMARKS.md, "CPU levers"):
 channels_last 1.34x per training step (2 threads: 1.53x), fused Adam a further 1.08x; evaluation
 in channels_last with inference_mode at 128 images a batch 2.9x faster than NCHW at 1,000 a batch
 (5.2 vs 14.9 s per 10,000 images: large batches spill the 4 MiB L2), so the CPU evaluation batch
