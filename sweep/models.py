@@ -43,9 +43,10 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # Adam at its textbook learning rate, as a small Keras-style reference CNN is usually trained.
     "blog_cnn": Recipe(optimizer="adam", lr=1e-3, batch_size=128, epochs=15),
-    # Short, aggressive schedule: most of the accuracy of a speed-run net in 10 epochs.
+    # Short, aggressive schedule. Batch 1,024 at lr 0.4 matched batch 512 at lr 0.2 in accuracy
+    # (88.6 vs 88.7 %, n=1) in half the time on an H100 (3.4 vs 6.2 s): BENCHMARKS.md, recipe probe.
     "fast_cnn": Recipe(
-        optimizer="sgd", lr=0.2, batch_size=512, epochs=10, weight_decay=5e-4, momentum=0.9,
+        optimizer="sgd", lr=0.4, batch_size=1024, epochs=10, weight_decay=5e-4, momentum=0.9,
         nesterov=True, schedule="triangle", warmup=0.2, label_smoothing=0.2, tta=True,
     ),
     # The usual CIFAR ResNet-18 recipe, shortened.
