@@ -36,11 +36,21 @@ def crop_padding(height: int) -> int:
 
 
 def normalize_stats(images_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of the training images, shaped (1, C, 1, 1), in [0, 1] units."""
-    x = images_u8.float().div_(255)
-    mean = x.mean(dim=(0, 2, 3), keepdim=True)
-    std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
-    return mean, std
+    """Per-channel mean and std of uint8 images (N, C, H, W), shaped (1, C, 1, 1), in [0, 1] units.
+
+    Exact, from a 256-bin histogram per channel: no float copy of the images (which would be
+    4 bytes per pixel, 590 MiB for 50,000 CIFAR-10 images).
+    """
+    channels = images_u8.shape[1]
+    counts = torch.stack(
+        [torch.bincount(images_u8[:, c].reshape(-1), minlength=256) for c in range(channels)]
+    ).double()
+    values = torch.arange(256, dtype=torch.float64, device=images_u8.device) / 255
+    n = counts.sum(dim=1)
+    mean = (counts * values).sum(dim=1) / n
+    var = (counts * (values - mean[:, None]) ** 2).sum(dim=1) / (n - 1).clamp_min(1)
+    shape = (1, channels, 1, 1)
+    return mean.float().view(shape), var.sqrt().clamp_min(1e-3).float().view(shape)
 
 
 def augment_batch(x_u8: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor, pad: int) -> torch.Tensor:

@@ -104,16 +104,38 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def _as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A tensor over a dataset array without copying it on the CPU.
+def _as_tensor(array: np.ndarray) -> torch.Tensor:
+    """A CPU tensor over a dataset array, without copying it.
 
     Dataset arrays are shared across trials and flagged read-only; torch only reads them here, so
     its warning about non-writable arrays is silenced instead of paying for a copy per trial.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
-    return tensor.to(device, non_blocking=True)
+        return torch.from_numpy(np.ascontiguousarray(array))
+
+
+# (source_id, device) -> (train images, test images) resident on a GPU, one dataset per device, so
+# a worker copies its dataset to the GPU once rather than once per trial.
+_RESIDENT: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def device_images(dataset: ImageDataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dataset's uint8 train and test images as tensors on ``device``.
+
+    On the CPU these are views of the shared arrays; on a GPU one copy per process is kept and
+    reused by later trials (an older dataset on the same device is dropped first).
+    """
+    if device.type == "cpu":
+        return _as_tensor(dataset.train_images), _as_tensor(dataset.test_images)
+    key = (dataset.source_id, str(device))
+    if key not in _RESIDENT:
+        for old in [k for k in _RESIDENT if k[1] == str(device)]:
+            del _RESIDENT[old]
+        _RESIDENT[key] = (
+            _as_tensor(dataset.train_images).to(device), _as_tensor(dataset.test_images).to(device)
+        )
+    return _RESIDENT[key]
 
 
 def prepare_labels(config: TrialConfig, dataset: ImageDataset) -> tuple[int, np.ndarray, NoisyLabels]:
@@ -163,10 +185,10 @@ def run_trial(
         torch.manual_seed(torch_seed(config.seed, "init"))
         model = build_model(config.model, dataset.image_shape, num_classes)
     model = model.to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
 
-    train_x = _as_tensor(dataset.train_images[subset], device)  # fancy indexing: the trial's own copy
+    train_all, test_x = device_images(dataset, device)
+    # The trial's own copy of its subset, gathered where the data lives (on the GPU for CUDA).
+    train_x = train_all.index_select(0, torch.from_numpy(subset).to(device))
     train_y = torch.from_numpy(noisy.labels).to(device)
     mean, std = normalize_stats(train_x)
     train_started = time.perf_counter()
@@ -178,7 +200,6 @@ def run_trial(
         torch.cuda.synchronize(device)
     train_seconds = time.perf_counter() - train_started
 
-    test_x = _as_tensor(dataset.test_images, device)
     probs = predict_probs(model, test_x, mean=mean, std=std, tta=recipe.tta and augment).cpu().numpy()
     pred = probs.argmax(axis=1)
     confusion = confusion_matrix(dataset.test_labels, pred, num_classes)
