@@ -216,7 +216,8 @@ def run_command(args: argparse.Namespace) -> int:
     if spec.num_trials > HUGE_GRID and not args.yes:
         raise ValueError(f"this grid has {spec.num_trials:,} trials (more than {HUGE_GRID:,}); check the spec's "
                          "axes, then pass --yes to run it")
-    out = open_output(args.out or os.path.join("results", spec.name))
+    # `--out ""` is a mistake to report, not a request for the default
+    out = open_output(os.path.join("results", spec.name) if args.out is None else args.out)
     check_experiment(out, spec)
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     if address:

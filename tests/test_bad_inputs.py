@@ -1,0 +1,307 @@
+"""The bad-input battery: every way a user can hand the `sweep` command line something wrong.
+
+One table, one test. Each row is (id, argv, setup, expected message). The test builds the row's
+files in a fresh folder, snapshots that folder (every file's bytes, every folder), runs the real
+command line in a subprocess from inside it, and asserts: exit code 2, exactly one line on stderr
+that names the problem, no traceback, and the folder exactly as it was — nothing written, and an
+existing OUT byte-identical. None of these start Ray or train anything.
+
+Rows cover the four commands (`sweep trial`, `sweep run`, `sweep status`, `sweep report`), spec
+files, datasets (tiny image folders and Parquet made here) and results folders.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sweep.results import open_output, write_trial
+from sweep.results_guard import record_experiment
+from sweep.spec import load_preset
+
+# ---- building blocks for the setups -----------------------------------------------------------
+
+GOOD_SPEC = """
+name = "study"
+dataset = "digits"
+models = ["blog_cnn"]
+noise_fractions = [0.0, 0.2]
+train_sizes = [1.0]
+seeds = 2
+"""
+
+
+def spec(text: str, name: str = "spec.toml") -> Callable[[Path], None]:
+    return lambda work: (work / name).write_text(text)
+
+
+def good_spec_with(**changes: str) -> Callable[[Path], None]:
+    """GOOD_SPEC with lines replaced (key -> new 'key = value' line, or '' to drop the key)."""
+    lines = GOOD_SPEC.strip().splitlines()
+    for key, line in changes.items():
+        lines = [line if ln.split(" = ")[0] == key else ln for ln in lines]
+        if not any(ln.split(" = ")[0] == key for ln in lines) and line:
+            lines.append(line)
+    return spec("\n".join(ln for ln in lines if ln) + "\n")
+
+
+def png(size: tuple[int, int] = (8, 8), value: int = 128) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", size, value).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_folder(train: dict[str, list[bytes]], test: dict[str, list[bytes]]) -> Callable[[Path], None]:
+    """work/data/{train,test}/<class>/<i>.png from the given encoded images (an empty list: an empty folder)."""
+    def make(work: Path) -> None:
+        for split, classes in (("train", train), ("test", test)):
+            for name, images in classes.items():
+                folder = work / "data" / split / name
+                folder.mkdir(parents=True)
+                for i, data in enumerate(images):
+                    (folder / f"{i}.png").write_bytes(data)
+    return make
+
+
+def parquet_dataset(train_columns: tuple[str, ...] = ("image", "label")) -> Callable[[Path], None]:
+    def make(work: Path) -> None:
+        (work / "data").mkdir()
+        for split, columns in (("train", train_columns), ("test", ("image", "label"))):
+            table = {"image": [png(value=v) for v in (0, 255)], "label": ["a", "b"]}
+            pq.write_table(pa.table({c: table[c] for c in columns}), work / "data" / f"{split}.parquet")
+    return make
+
+
+def fake_result(config) -> SimpleNamespace:
+    """What write_trial reads from a TrialResult, made up (no training)."""
+    confusion = np.array([[5, 1, 0], [0, 6, 1], [1, 0, 4]], dtype=np.int64)
+    return SimpleNamespace(
+        config=config, classes=("a", "b", "c"), confusion=confusion, accuracy=15 / 18, realized_noise=0.0,
+        train_size=100, train_fraction=0.5, test_size=18, epochs=1, train_seconds=0.1, seconds=0.2,
+        final_train_loss=1.0, device="cpu (1 threads)", probs=None, test_labels=np.repeat(np.arange(3), 6),
+        versions={"torch": "x", "torchvision": "y", "numpy": "z", "python": "3", "sweep": "0"})
+
+
+def quick_out(work: Path) -> None:
+    """work/out: a results folder of the quick preset holding one finished trial."""
+    out = open_output(str(work / "out"))
+    preset = load_preset("quick")
+    record_experiment(out, preset)
+    write_trial(out, fake_result(preset.trials()[0]), preset.name, started_at=datetime.now(timezone.utc))
+
+
+def locked_out(work: Path) -> None:
+    """quick_out, owned by a live driver (this test process) on this host."""
+    quick_out(work)
+    (work / "out" / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                    "started_at": "2025-01-01T00:00:00+00:00"}))
+
+
+def other_parquet(work: Path) -> None:
+    """work/out/{trials,confusion}: Parquet files that `sweep run` did not write."""
+    for folder in ("trials", "confusion"):
+        (work / "out" / folder).mkdir(parents=True)
+        pq.write_table(pa.table({"a": [1, 2], "b": ["x", "y"]}), work / "out" / folder / "other.parquet")
+
+
+def synthetic_results(change: Callable | None = None) -> Callable[[Path], None]:
+    """work/out: a small valid results folder (analysis.synthetic), with ``change`` applied to one confusion file."""
+    def make(work: Path) -> None:
+        from analysis import SyntheticSpec, write_synthetic_results
+
+        out = write_synthetic_results(work / "out", SyntheticSpec(
+            classes=("ant", "bee", "cat"), collapse_class="bee", noise_hurts_class=None, data_hungry_class=None,
+            flat_classes=("ant",), confusion_pair=None, noise_fractions=(0.0, 0.4), train_fractions=(1.0, 0.5),
+            n_seeds=2, test_per_class=20))
+        if change is not None:
+            path = sorted((out / "confusion").glob("*.parquet"))[0]
+            pq.write_table(pa.Table.from_pandas(change(pq.read_table(path).to_pandas()), preserve_index=False), path)
+    return make
+
+
+def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
+    def make(work: Path) -> None:
+        for setup in setups:
+            setup(work)
+    return make
+
+
+# ---- the table ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: tuple[str, ...]  # after `sweep`; "{w}" is the work folder
+    match: str  # regex that the one stderr line must contain
+    setup: Callable[[Path], None] | None = None
+
+
+RUN_OUT = ("--out", "{w}/out")
+CASES = [
+    # -- sweep run: the command line
+    Case("run-missing-spec", ("run", "nope.toml", *RUN_OUT), r"spec file not found: nope\.toml"),
+    Case("run-spec-and-preset", ("run", "x.toml", "--preset", "quick", *RUN_OUT),
+         r"give a SPEC file or --preset, not both"),
+    Case("run-unknown-preset", ("run", "--preset", "huge", *RUN_OUT), r"argument --preset: invalid choice: 'huge'"),
+    Case("run-seeds-zero", ("run", "--seeds", "0", *RUN_OUT), r"--seeds: must be an integer >= 1, got '0'"),
+    Case("run-seeds-not-a-number", ("run", "--seeds", "five", *RUN_OUT), r"--seeds: must be an integer >= 1, got 'five'"),
+    Case("run-negative-retries", ("run", "--retries", "-1", *RUN_OUT), r"--retries: must be an integer >= 0"),
+    Case("run-huge-grid", ("run", "--preset", "blog-x20", "--seeds", "200", *RUN_OUT),
+         r"this grid has 12,000 trials \(more than 2,000\); check the spec's axes, then pass --yes"),
+    Case("run-bad-address", ("run", "--address", "nonsense", *RUN_OUT), r"Ray address must look like host:port"),
+    Case("run-unreachable-address", ("run", "--address", "127.0.0.1:1", *RUN_OUT),
+         r"cannot reach the Ray cluster at '127\.0\.0\.1:1'"),
+    Case("run-unknown-dataset", ("run", "--dataset", "mnist", *RUN_OUT), r"unknown dataset 'mnist'; allowed: digits"),
+    Case("run-missing-dataset-dir", ("run", "--dataset", "parquet:{w}/nowhere", *RUN_OUT),
+         r"dataset directory .*/nowhere .* does not exist"),
+    Case("run-empty-out", ("run", "--out", ""), r"output location must be a non-empty path"),
+    Case("run-out-is-a-file", ("run", *RUN_OUT), r"output location .*/out is a file, not a folder",
+         lambda w: (w / "out").write_text("not a folder")),
+    Case("run-out-under-a-file", ("run", "--out", "{w}/file/out"),
+         r"cannot create the output folder .*/file/out: Not a directory", lambda w: (w / "file").write_text("x")),
+    # -- sweep run: what OUT already holds
+    Case("run-out-of-another-experiment", ("run", "--preset", "fast", *RUN_OUT),
+         r"out holds results of a different experiment \(dataset: 'digits' there, 'cifar10' here", quick_out),
+    Case("run-out-of-other-parquet", ("run", *RUN_OUT), r"holds a trials/ folder but no experiment\.json",
+         other_parquet),
+    Case("run-out-in-use", ("run", *RUN_OUT), r"out is in use by another sweep driver \(pid \d+ on ", locked_out),
+    Case("run-corrupt-experiment-record", ("run", *RUN_OUT), r"experiment\.json is not a valid experiment record",
+         lambda w: ((w / "out").mkdir(), (w / "out" / "experiment.json").write_text("{not json"))),
+    # -- spec files
+    Case("spec-invalid-toml", ("run", "spec.toml", *RUN_OUT), r"spec\.toml: not valid TOML", spec("name = [\n")),
+    Case("spec-invalid-yaml", ("run", "spec.yaml", *RUN_OUT), r"spec\.yaml: not valid YAML",
+         spec("name: [study\nmodels: {", "spec.yaml")),
+    Case("spec-yaml-python-tag", ("run", "spec.yaml", *RUN_OUT), r"spec\.yaml: not valid YAML: could not determine "
+         r"a constructor for the tag 'tag:yaml\.org,2002:python/object/apply:os\.system'",
+         spec("name: !!python/object/apply:os.system ['touch PWNED']\n", "spec.yaml")),
+    Case("spec-yaml-not-a-table", ("run", "spec.yml", *RUN_OUT), r"must be a table of keys, got list",
+         spec("- name\n- digits\n", "spec.yml")),
+    Case("spec-wrong-extension", ("run", "spec.json", *RUN_OUT), r"spec file must end in \.toml, \.yaml or \.yml",
+         spec("{}", "spec.json")),
+    Case("spec-missing-name", ("run", "spec.toml", *RUN_OUT), r"missing required key 'name'", good_spec_with(name="")),
+    Case("spec-bad-name", ("run", "spec.toml", *RUN_OUT), r"name must be 1-64 characters .* got 'my study'",
+         good_spec_with(name='name = "my study"')),
+    Case("spec-unknown-key", ("run", "spec.toml", *RUN_OUT), r"unknown key\(s\) 'noise_fraction'; allowed: name",
+         good_spec_with(noise_fraction="noise_fraction = [0.1]")),
+    Case("spec-unknown-table-key", ("run", "spec.toml", *RUN_OUT), r"unknown key\(s\) training\.epoch; allowed: epochs",
+         good_spec_with(training="[training]\nepoch = 3")),
+    Case("spec-axis-not-a-list", ("run", "spec.toml", *RUN_OUT), r"noise_fractions must be a list, got '0\.2'",
+         good_spec_with(noise_fractions='noise_fractions = "0.2"')),
+    Case("spec-noise-out-of-range", ("run", "spec.toml", *RUN_OUT),
+         r"noise_fractions: each value must be in \[0, 1\], got 1\.5", good_spec_with(noise_fractions="noise_fractions = [0.0, 1.5]")),
+    Case("spec-unknown-model", ("run", "spec.toml", *RUN_OUT), r"models: unknown model 'vgg16'; allowed: blog_cnn",
+         good_spec_with(models='models = ["vgg16"]')),
+    Case("spec-empty-axis", ("run", "spec.toml", *RUN_OUT), r"seeds must not be empty", good_spec_with(seeds="seeds = []")),
+    Case("spec-duplicate-axis-value", ("run", "spec.toml", *RUN_OUT), r"noise_fractions has a duplicate value 0\.2",
+         good_spec_with(noise_fractions="noise_fractions = [0.2, 0.2]")),
+    Case("spec-wrong-type-in-table", ("run", "spec.toml", *RUN_OUT), r"resources\.gpus must be 0, a fraction .* got 1\.5",
+         good_spec_with(resources="[resources]\ngpus = 1.5")),
+    Case("spec-negative-retries", ("run", "spec.toml", *RUN_OUT), r"retries must be an integer in \[0, 100\], got -1",
+         good_spec_with(retries="retries = -1")),
+    Case("spec-huge-grid-by-accident", ("run", "spec.toml", *RUN_OUT),
+         r"this grid has 6,000 trials \(more than 2,000\).*pass --yes", good_spec_with(seeds="seeds = 3000")),
+    Case("spec-train-size-above-the-split", ("run", "spec.toml", *RUN_OUT),
+         r"train_sizes: 5000 is above the train split of digits \(1,346 examples\)",
+         good_spec_with(train_sizes="train_sizes = [5000]")),
+    Case("spec-noise-pairs-unknown-class", ("run", "spec.toml", *RUN_OUT),
+         r"noise_pairs: 'cat'->'dog' names unknown class 'cat' of digits",
+         good_spec_with(noise_mode='noise_mode = "pairs"', noise_pairs='noise_pairs = [["cat", "dog"]]')),
+    # -- datasets (sweep run checks the dataset before anything starts; sweep trial before training)
+    Case("data-mixed-image-sizes", ("run", "--dataset", "imagefolder:{w}/data", *RUN_OUT), r"images of mixed sizes",
+         image_folder({"a": [png((8, 8))], "b": [png((9, 9))]}, {"a": [png()], "b": [png()]})),
+    Case("data-single-class", ("run", "--dataset", "imagefolder:{w}/data", *RUN_OUT),
+         r"has 1 class\(es\) \['a'\]; need at least 2", image_folder({"a": [png(), png()]}, {"a": [png()]})),
+    Case("data-undecodable-image", ("trial", "--dataset", "imagefolder:{w}/data"), r"cannot decode the image in .*0\.png",
+         image_folder({"a": [b"not a png"], "b": [png()]}, {"a": [png()], "b": [png()]})),
+    Case("data-empty-class-folder", ("run", "--dataset", "imagefolder:{w}/data", *RUN_OUT),
+         r"class folder .*/train/b has no images", image_folder({"a": [png()], "b": []}, {"a": [png()], "b": [png()]})),
+    Case("data-train-test-class-mismatch", ("trial", "--dataset", "imagefolder:{w}/data"),
+         r"train and test classes of .* differ: only in train: \['b'\], only in test: \['c'\]",
+         image_folder({"a": [png()], "b": [png()]}, {"a": [png()], "c": [png()]})),
+    Case("data-parquet-missing-column", ("run", "--dataset", "parquet:{w}/data", *RUN_OUT),
+         r"train\.parquet lacks column\(s\) 'label'", parquet_dataset(train_columns=("image",))),
+    # -- sweep trial
+    Case("trial-noise-out-of-range", ("trial", "--noise", "1.5"), r"noise_fraction must be in \[0, 1\], got 1\.5"),
+    Case("trial-unknown-model", ("trial", "--model", "vgg16"), r"argument --model: invalid choice: 'vgg16'"),
+    Case("trial-bad-train-size", ("trial", "--train-size", "lots"), r"train size must be a count .* got 'lots'"),
+    Case("trial-train-size-above-the-split", ("trial", "--train-size", "99999"),
+         r"train_size 99999 is above the train split of 1346 examples"),
+    Case("trial-bad-noise-pairs", ("trial", "--noise-mode", "pairs", "--noise-pairs", "cat-dog"),
+         r"noise pairs must look like 'cat:dog,truck:automobile', got 'cat-dog'"),
+    Case("trial-missing-noise-matrix", ("trial", "--noise-mode", "matrix", "--noise-matrix", "m.json"),
+         r"noise matrix file 'm\.json' does not exist"),
+    # -- results folders: sweep status and sweep report
+    Case("status-empty-folder", ("status", "{w}/out"), r"holds no sweep \(no experiment\.json\); give a SPEC",
+         lambda w: (w / "out").mkdir()),
+    Case("status-folder-of-other-parquet", ("status", "{w}/out"), r"holds no sweep \(no experiment\.json\)",
+         other_parquet),
+    Case("status-corrupt-experiment-record", ("status", "{w}/out"), r"is not a valid experiment record",
+         lambda w: ((w / "out").mkdir(), (w / "out" / "experiment.json").write_text('{"spec": 1}'))),
+    Case("report-missing-folder", ("report", "{w}/nowhere"), r"results folder not found"),
+    Case("report-empty-folder", ("report", "{w}/out"), r"no confusion/ dataset", lambda w: (w / "out").mkdir()),
+    Case("report-folder-of-other-parquet", ("report", "{w}/out"), r"missing column\(s\) \['experiment', 'trial_id'",
+         other_parquet),
+    Case("report-nan-values", ("report", "{w}/out"), r"NaN value.*'realized_noise'",
+         synthetic_results(lambda t: t.assign(realized_noise=np.nan))),
+    Case("report-negative-counts", ("report", "{w}/out"), r"negative count -3",
+         synthetic_results(lambda t: t.assign(count=np.where(t.index == 1, -3, t["count"])))),
+    Case("report-mixed-experiments", ("report", "{w}/out"), r"holds 2 values of experiment \['another-study', 'synthetic'\]",
+         synthetic_results(lambda t: t.assign(experiment="another-study"))),
+    # -- the command itself
+    Case("unknown-command", ("sweeep",), r"argument COMMAND: invalid choice: 'sweeep'"),
+]
+
+
+def snapshot(folder: Path) -> dict[Path, bytes | None]:
+    """Every file (with its bytes) and every folder under ``folder``."""
+    return {p.relative_to(folder): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    """One dataset cache for the battery, outside the folders it snapshots (a cache is not a result)."""
+    return tmp_path_factory.mktemp("dataset-cache")
+
+
+def test_battery_has_enough_distinct_cases():
+    assert len({c.id for c in CASES}) == len(CASES) >= 25
+    assert {c.argv[0] for c in CASES} >= {"trial", "run", "status", "report"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, tmp_path: Path, cache_dir: Path):
+    work = tmp_path / "work"
+    work.mkdir()
+    if case.setup is not None:
+        case.setup(work)
+    argv = [a.format(w=work) for a in case.argv]
+    env = {**os.environ, "SWEEP_CACHE_DIR": str(cache_dir), "SWEEP_OFFLINE": "1"}
+    env.pop("RAY_ADDRESS", None)
+    env.pop("SWEEP_DEBUG", None)
+    before = snapshot(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "sweep.cli", *argv], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr
+    assert re.match(r"^sweep( \w+)?: error: ", lines[0]), lines[0]
+    assert re.search(case.match, lines[0]), lines[0]
+    assert snapshot(tmp_path) == before  # nothing written; an existing OUT byte-identical
+    assert not (work / "PWNED").exists()
