@@ -79,7 +79,7 @@ class SweepProgress(Callback):
         self._show()  # keeps elapsed/ETA moving while trials train
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.close()
+        self._show(force=True)  # a large sweep is several Tune experiments: the driver closes the line
 
     # ---- the line -----------------------------------------------------------------------------
     def line(self) -> str:

@@ -187,11 +187,25 @@ def fit_to_local_cluster(spec: ExperimentSpec, resources: dict[str, float]) -> t
     return spec, "; ".join(notes) or None
 
 
+CHUNK_TRIALS = 1000  # trials per Tuner.fit, at least; see run_tune
+
+
+def chunk_size(slots: int) -> int:
+    """Trials per Tuner.fit: CHUNK_TRIALS, or 20 rounds of the cluster's slots if that is more, so
+    that the slots idle while a chunk's last trials finish cost at most a few per cent."""
+    return max(CHUNK_TRIALS, 20 * slots)
+
+
 def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skipped: int,
              verbose: bool = False, progress: bool = True) -> SweepOutcome:
-    """Run ``todo`` on the connected Ray cluster and report what became of each trial."""
+    """Run ``todo`` on the connected Ray cluster and report what became of each trial.
+
+    Tune's driver keeps every trial of a fit in memory until the fit ends (about 45 KB per trial
+    here: 298 MiB at 500 finished trials, 367 MiB at 2,000), so a large grid runs as consecutive
+    fits of ``chunk_size`` trials in the same Ray session; each chunk starts fresh trial processes
+    (a few seconds), and memory stays flat.
+    """
     import ray
-    from ray import tune
 
     from sweep.progress import SweepProgress
 
@@ -206,46 +220,24 @@ def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skip
         os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the legacy reporter at verbose=0 prints nothing
     slots = concurrent_slots(spec, ray.cluster_resources())
     callback = SweepProgress(total=spec.num_trials, skipped=skipped, enabled=progress)
-    scratch = tempfile.mkdtemp(prefix="sweep-tune-")  # Tune's own state: not needed after the run
-    resources = {"cpu": spec.cpus, "gpu": spec.gpus}
-    tuner = tune.Tuner(
-        tune.with_resources(sweep_trainable, resources),
-        param_space=param_space(spec, todo, out=out),
-        tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None, reuse_actors=True),
-        run_config=tune.RunConfig(
-            name=f"{spec.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}",
-            storage_path=scratch,
-            failure_config=tune.FailureConfig(max_failures=spec.retries),
-            callbacks=[callback],
-            verbose=2 if verbose else 0,
-            progress_reporter=None,
-        ),
-    )
+    size = chunk_size(slots)
+    name = f"{spec.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    failed: dict[str, dict[str, Any]] = {}
     started = time.monotonic()
     try:
-        grid = tuner.fit()
+        for index, first in enumerate(range(0, len(todo), size)):
+            chunk = todo[first:first + size]
+            errors = _fit(spec, out, chunk, callback, verbose=verbose, name=f"{name}-{index}")
+            failed.update(_failures(spec, out, errors))
+            done = scan_done(out, validate=False).done
+            if any(c.trial_id not in done and c.trial_id not in failed for c in chunk):
+                break  # interrupted (Ctrl-C ends a fit cleanly, leaving trials unrun): no next chunk
     finally:
         callback.close()
-        shutil.rmtree(scratch, ignore_errors=True)
     wall = time.monotonic() - started
 
-    todo_ids = {c.trial_id: c for c in todo}
+    todo_ids = [c.trial_id for c in todo]
     done = scan_done(out, validate=False).done
-    records = read_failed(out)
-    failed: dict[str, dict[str, Any]] = {}
-    for result in grid:
-        if result.error is None:
-            continue
-        point = result.config.get("point") or {axis: result.config[axis] for axis in AXES}
-        config = TrialConfig(**{**result.config["base"], **point})
-        if config.trial_id in done:
-            continue
-        record = records.get(config.trial_id)
-        if record is None:  # the process died before it could say why (or OUT refused the record)
-            message = _one_line(result.error)
-            record_failure(out, config.trial_id, key=point, error=message, attempt=spec.retries + 1)
-            record = {"error": message}
-        failed[config.trial_id] = {"key": trial_key(config), "error": record["error"]}
     # Neither done nor failed: Tune stopped before running them (Ctrl-C: Tune ends fit() cleanly).
     unfinished = tuple(t for t in todo_ids if t not in done and t not in failed)
     return SweepOutcome(
@@ -253,6 +245,50 @@ def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skip
         failed=failed, unfinished=unfinished, wall_seconds=wall, slots=slots,
         trial_seconds=sum(callback.trial_seconds),
     )
+
+
+def _fit(spec: ExperimentSpec, out: Output, chunk: list[TrialConfig], callback: Any, *, verbose: bool,
+         name: str) -> list[tuple[dict[str, Any], BaseException]]:
+    """One Tuner.fit over ``chunk``: (trial config, error) of each trial that ended in an error.
+    Nothing of Tune's is kept past the return, so its memory goes with the chunk."""
+    from ray import tune
+
+    scratch = tempfile.mkdtemp(prefix="sweep-tune-")  # Tune's own state: not needed after the fit
+    tuner = tune.Tuner(
+        tune.with_resources(sweep_trainable, {"cpu": spec.cpus, "gpu": spec.gpus}),
+        param_space=param_space(spec, chunk, out=out),
+        tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=name, storage_path=scratch, failure_config=tune.FailureConfig(max_failures=spec.retries),
+            callbacks=[callback], verbose=2 if verbose else 0, progress_reporter=None,
+        ),
+    )
+    try:
+        return [(result.config, result.error) for result in tuner.fit() if result.error is not None]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _failures(spec: ExperimentSpec, out: Output,
+              errors: list[tuple[dict[str, Any], BaseException]]) -> dict[str, dict[str, Any]]:
+    """trial_id -> {"key", "error"} for the trials that failed for good (not those done after all)."""
+    if not errors:
+        return {}
+    done = scan_done(out, validate=False).done
+    records = read_failed(out)
+    failed = {}
+    for tune_config, error in errors:
+        point = tune_config.get("point") or {axis: tune_config[axis] for axis in AXES}
+        config = TrialConfig(**{**tune_config["base"], **point})
+        if config.trial_id in done:
+            continue
+        record = records.get(config.trial_id)
+        if record is None:  # the process died before it could say why (or OUT refused the record)
+            message = _one_line(error)
+            record_failure(out, config.trial_id, key=point, error=message, attempt=spec.retries + 1)
+            record = {"error": message}
+        failed[config.trial_id] = {"key": trial_key(config), "error": record["error"]}
+    return failed
 
 
 def _one_line(error: BaseException) -> str:

@@ -124,3 +124,23 @@ def test_worker_process_killed_mid_trial_is_retried_and_recorded_once(smoke_run,
     assert sorted(trials.trial_id) == sorted(t.trial_id for t in spec.trials())
     assert trials.set_index("trial_id").loc[victim.trial_id, "attempt"] == 2
     assert len(pd.read_parquet(out / "confusion")) == 4 * 100
+
+
+def test_a_grid_larger_than_a_chunk_runs_as_several_fits_to_the_same_exact_result(smoke_run, tmp_path, capfd,
+                                                                                  monkeypatch):
+    from sweep import tune_runner
+
+    fits = []
+    real_fit = tune_runner._fit
+    monkeypatch.setattr(tune_runner, "chunk_size", lambda slots: 3)  # 8 trials: fits of 3, 3 and 2
+    monkeypatch.setattr(tune_runner, "_fit", lambda spec, out, chunk, *a, **k: (
+        fits.append(len(chunk)), real_fit(spec, out, chunk, *a, **k))[1])
+    out = tmp_path / "out"
+    assert sweep_main(["run", smoke_run["spec"], "--out", out]) == 0
+    assert fits == [3, 3, 2]
+    assert "8/8 trials done (8 now, 0 before)" in capfd.readouterr().err
+    keys = ["trial_id", "true_class", "pred_class"]
+    ours = pd.read_parquet(out / "confusion").sort_values(keys).reset_index(drop=True)
+    theirs = pd.read_parquet(smoke_run["out"] / "confusion").sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(ours, theirs)
+    assert len(pd.read_parquet(out / "trials")) == 8
