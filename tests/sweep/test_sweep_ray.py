@@ -132,12 +132,12 @@ def test_a_grid_larger_than_a_chunk_runs_as_several_fits_to_the_same_exact_resul
 
     fits = []
     real_fit = tune_runner._fit
-    monkeypatch.setattr(tune_runner, "chunk_size", lambda slots: 3)  # 8 trials: fits of 3, 3 and 2
+    monkeypatch.setattr(tune_runner, "chunk_size", lambda slots: 5)  # 8 trials: fits of 5 and 3
     monkeypatch.setattr(tune_runner, "_fit", lambda spec, out, chunk, *a, **k: (
         fits.append(len(chunk)), real_fit(spec, out, chunk, *a, **k))[1])
     out = tmp_path / "out"
     assert sweep_main(["run", smoke_run["spec"], "--out", out]) == 0
-    assert fits == [3, 3, 2]
+    assert fits == [5, 3]
     assert "8/8 trials done (8 now, 0 before)" in capfd.readouterr().err
     keys = ["trial_id", "true_class", "pred_class"]
     ours = pd.read_parquet(out / "confusion").sort_values(keys).reset_index(drop=True)
