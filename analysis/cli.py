@@ -45,7 +45,7 @@ def run_report(args: argparse.Namespace) -> int:
             index = write_report(args.out, to=args.to, n_boot=args.n_boot,
                                  progress=None if args.quiet else lambda line: print(line, flush=True))
     except (ValueError, TypeError, FileNotFoundError) as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     print(f"report: open {index}")
     return 0

@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+    except (ValueError, TypeError, OSError) as exc:  # OSError: missing files, permissions, a full disk
         if os.environ.get("SWEEP_DEBUG") == "1":
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__

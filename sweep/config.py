@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 MODEL_NAMES = ("blog_cnn", "fast_cnn", "resnet18")  # built by sweep.models.build_model

@@ -8,8 +8,12 @@ Nothing here touches global random state.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a generator is made, so the numpy streams stay light
+    import torch
 
 # Order is part of the contract: appending is safe, reordering changes every result.
 STREAMS = ("subset", "noise", "init", "batches")
@@ -27,7 +31,9 @@ def torch_seed(seed: int, name: str) -> int:
     return int(numpy_stream(seed, name).integers(0, 2**63 - 1))
 
 
-def torch_generator(seed: int, name: str, device: str | torch.device = "cpu") -> torch.Generator:
+def torch_generator(seed: int, name: str, device: "str | torch.device" = "cpu") -> "torch.Generator":
+    import torch
+
     gen = torch.Generator(device=device)
     gen.manual_seed(torch_seed(seed, name))
     return gen

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import socket
 import sys
@@ -164,23 +163,21 @@ def connect_ray(address: str | None, *, verbose: bool, dashboard: bool, num_cpus
 def check_grid_fits(spec: ExperimentSpec, dataset: Any) -> None:
     """Refuse a grid that cannot run on ``dataset`` (every such trial would fail on a worker).
 
-    The same bounds as sweep.subsets.resolve_train_size and sweep.noise.check_pairs, checked here
-    without importing them: they import torch, which the driver does not need (2-3 s here).
+    Uses the engine's own checks (sweep.subsets, sweep.noise: numpy only, no torch import).
     """
-    population = dataset.num_train
+    from sweep.noise import check_pairs
+    from sweep.subsets import resolve_train_size
+
     for size in spec.train_sizes:
-        if isinstance(size, int) and size > population:
-            raise ValueError(f"train_sizes: {size} is above the train split of {spec.dataset} ({population:,} "
-                             f"examples); allowed: a count in [1, {population}] or a fraction in (0, 1]")
-        if isinstance(size, float) and math.floor(size * population + 0.5) < 1:
-            raise ValueError(f"train_sizes: {size} of the {population}-example train split of {spec.dataset} "
-                             f"selects no example; allowed: a fraction in [{1 / population:.2g}, 1]")
+        try:
+            resolve_train_size(size, dataset.num_train)
+        except ValueError as exc:
+            raise ValueError(f"train_sizes of {spec.dataset}: {exc}") from None
     if spec.noise_mode == "pairs" and spec.noise_pairs is not None:
-        for source, target in spec.noise_pairs:
-            for name in (source, target):
-                if name not in dataset.classes:
-                    raise ValueError(f"noise_pairs: {source!r}->{target!r} names unknown class {name!r} of "
-                                     f"{spec.dataset}; allowed: {', '.join(dataset.classes)}")
+        try:
+            check_pairs(spec.noise_pairs, dataset.classes)
+        except ValueError as exc:
+            raise ValueError(f"noise_pairs of {spec.dataset}: {exc}") from None
 
 
 def _first_missing(path: str) -> str | None:

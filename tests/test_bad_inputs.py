@@ -218,10 +218,10 @@ CASES = [
     Case("spec-huge-grid-by-accident", ("run", "spec.toml", *RUN_OUT),
          r"this grid has 6,000 trials \(more than 2,000\).*pass --yes", good_spec_with(seeds="seeds = 3000")),
     Case("spec-train-size-above-the-split", ("run", "spec.toml", *RUN_OUT),
-         r"train_sizes: 5000 is above the train split of digits \(1,346 examples\)",
+         r"train_sizes of digits: train_size 5000 is above the train split of 1346 examples",
          good_spec_with(train_sizes="train_sizes = [5000]")),
     Case("spec-noise-pairs-unknown-class", ("run", "spec.toml", *RUN_OUT),
-         r"noise_pairs: 'cat'->'dog' names unknown class 'cat' of digits",
+         r"noise_pairs of digits: noise pair 'cat'->'dog' names unknown class 'cat'",
          good_spec_with(noise_mode='noise_mode = "pairs"', noise_pairs='noise_pairs = [["cat", "dog"]]')),
     # -- datasets (sweep run checks the dataset before anything starts; sweep trial before training)
     Case("data-mixed-image-sizes", ("run", "--dataset", "imagefolder:{w}/data", *RUN_OUT), r"images of mixed sizes",
