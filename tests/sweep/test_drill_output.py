@@ -149,7 +149,7 @@ def test_read_only_output_is_refused_before_anything_starts(finished_out, tmp_pa
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "Read-only file system" in lines[0] or "Permission denied" in lines[0], lines[0]
     expected = {"out": str(out), "out/trials": str(out / "trials"), "parent": str(target)}[where]
-    assert lines[0].startswith(f"sweep run: error: cannot ") and expected in lines[0], lines[0]
+    assert lines[0].startswith("sweep run: error: cannot ") and expected in lines[0], lines[0]
     assert snapshot(tmp_path) == before  # nothing written, nothing touched
 
 
