@@ -98,6 +98,12 @@ def class_curves(df: pd.DataFrame, *, factor: str = "noise", cells=None, confide
     return frame.drop(columns="order").reset_index(drop=True)
 
 
+# The hinge has four parameters (intercept, slope, slope change, breakpoint): with four levels it
+# passes through every seed mean, its RSS is 0 and the line-vs-hinge statistic is meaningless.
+# Five levels leave one residual degree of freedom.
+MIN_LEVELS = 5
+
+
 def _residual_makers(design: np.ndarray) -> np.ndarray:
     """(C, L, p) designs -> (C, L, L) residual projections I - X pinv(X)."""
     L = design.shape[1]
@@ -169,7 +175,7 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
     Raises
     ------
     ValueError
-        Bad options, unknown classes in ``cells``, or fewer than 4 levels of the factor.
+        Bad options, unknown classes in ``cells``, or fewer than ``MIN_LEVELS`` (5) levels of the factor.
     """
     check_factor(factor)
     check_options(confidence=confidence, n_boot=n_boot)
@@ -181,8 +187,9 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
     def one(m: int) -> pd.DataFrame:
         x, values, _, _ = grid.metric_along(m, factor, pairs)  # (S, L, P)
         S, L, P = values.shape
-        if L < 4:
-            raise ValueError(f"breakpoints need at least 4 {factor} levels, the grid has {L} ({format_levels(x)})")
+        if L < MIN_LEVELS:
+            raise ValueError(f"breakpoints need at least {MIN_LEVELS} {factor} levels, the grid has {L} "
+                             f"({format_levels(x)})")
         c, line, hinge, power = _fit(x, factor)
         y = values.mean(axis=0).T  # (P, L)
         line_r, hinge_r = _residual_makers(line), _residual_makers(hinge)

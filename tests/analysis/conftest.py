@@ -9,7 +9,7 @@ from analysis import SyntheticSpec, load_results, synthetic_results, write_synth
 # Small grid, four classes: fast enough for every property and report test.
 SMALL = dict(classes=("ant", "bee", "cat", "dog"), collapse_class="bee", noise_hurts_class=None,
              data_hungry_class=None, flat_classes=("ant",), confusion_pair=("cat", "dog"),
-             noise_fractions=(0.0, 0.2, 0.4, 0.6), train_fractions=(1.0, 0.6, 0.4, 0.2), n_seeds=4,
+             noise_fractions=(0.0, 0.2, 0.4, 0.6, 0.8), train_fractions=(1.0, 0.8, 0.6, 0.4, 0.2), n_seeds=4,
              test_per_class=200)
 
 

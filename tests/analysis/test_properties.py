@@ -55,7 +55,7 @@ def test_ranking_is_reproducible_and_seeded(small):
 
 def test_curves_breakpoints_directions_tables(small):
     curves = class_curves(small, factor="size")
-    assert len(curves) == K * 4 and curves.groupby("class_name", observed=True)["train_fraction"].apply(
+    assert len(curves) == K * 5 and curves.groupby("class_name", observed=True)["train_fraction"].apply(
         lambda s: s.is_monotonic_increasing).all()
     fits = breakpoints(small, factor="noise", n_boot=200)
     assert len(fits) == K and fits["p_value"].is_monotonic_increasing
@@ -67,7 +67,7 @@ def test_curves_breakpoints_directions_tables(small):
     table = class_table(small)
     assert (table.groupby(["noise_fraction", "train_fraction"])["recall"].apply(
         lambda s: s.is_monotonic_decreasing)).all()
-    assert len(table) == K * (4 + 4 - 1)
+    assert len(table) == K * (5 + 5 - 1)
 
 
 def test_exchange_rate_and_nvr_ranges(small):
@@ -76,7 +76,7 @@ def test_exchange_rate_and_nvr_ranges(small):
     assert ((ok["clean_equivalent_fraction"] >= 0.2) & (ok["clean_equivalent_fraction"] <= 1)).all()
     assert rates.loc[rates["note"] != "ok", "clean_equivalent_fraction"].isna().all()
     nvr = noise_vs_reduction(small)
-    assert set(nvr["fraction"]) == {0.4, 0.6}  # the x with noise x and train fraction 1 - x
+    assert set(nvr["fraction"]) == {0.2, 0.4, 0.6, 0.8}  # the x with noise x and train fraction 1 - x
 
 
 @pytest.mark.parametrize("n_classes", [2, 3, 12])
@@ -106,8 +106,11 @@ def test_only_size_grid_says_noise_cannot_be_computed(make):
 
 
 def test_too_few_levels_for_a_breakpoint(make):
-    with pytest.raises(ValueError, match=r"need at least 4 size levels, the grid has 3 \(\[0.2, 0.6, 1\]\)"):
+    with pytest.raises(ValueError, match=r"need at least 5 size levels, the grid has 3 \(\[0.2, 0.6, 1\]\)"):
         breakpoints(make(train_fractions=(1.0, 0.6, 0.2)), factor="size")
+    # Four levels are refused too: the four-parameter hinge would pass through every point (RSS 0).
+    with pytest.raises(ValueError, match=r"need at least 5 noise levels, the grid has 4"):
+        breakpoints(make(noise_fractions=(0.0, 0.2, 0.4, 0.6)), factor="noise")
 
 
 def test_one_seed_gives_estimates_without_intervals(make):
@@ -152,7 +155,7 @@ def test_bad_options_and_types(small):
         mean_confusion(small.drop(columns="count"))
     with pytest.raises(ValueError, match="unknown class"):
         breakpoints(small, cells=[("bee", "wasp")])
-    with pytest.raises(ValueError, match="fraction 0.3 is not on both axes; available: \\[0.4, 0.6\\]"):
+    with pytest.raises(ValueError, match="fraction 0.3 is not on both axes; available: \\[0.2, 0.4, 0.6, 0.8\\]"):
         noise_vs_reduction(small, fraction=0.3)
     with pytest.raises(ValueError, match="no trials at noise_fraction 0.3"):
         directional_confusions(small, noise_fraction=0.3)

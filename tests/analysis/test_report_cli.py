@@ -95,6 +95,6 @@ def test_register_into_another_program(tmp_path, capsys):
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["report", str(tmp_path / "nothing"), "--to", str(tmp_path / "r")])
     assert args.to == str(tmp_path / "r") and args.n_boot == 1000
-    assert args.func(args) == 2
+    assert args.handler(args) == 2
     assert capsys.readouterr().err.startswith("sweep report: error: results folder not found")
     assert not (tmp_path / "r").exists()

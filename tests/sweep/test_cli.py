@@ -10,7 +10,7 @@ import socket
 from datetime import datetime, timezone
 
 import pytest
-from conftest import make_result, sweep_main
+from sweeptest import make_result, sweep_main
 
 from sweep.results import open_output, write_failed, write_trial
 from sweep.results_guard import OutputLock, record_experiment
@@ -102,12 +102,12 @@ def test_status_table_counts_done_missing_failed(quick_out, capsys):
                  attempt=2)
     assert sweep_main(["status", quick_out]) == 0
     text = capsys.readouterr().out
-    assert "quick at " in text and "24 trials in the grid: 1 done, 22 missing, 1 failed" in text
+    assert "quick at " in text and "30 trials in the grid: 1 done, 28 missing, 1 failed" in text
     first_cell = next(line for line in text.splitlines() if line.startswith("blog_cnn  0.00   1.0"))
     assert first_cell.split()[-3:] == ["1/3", "1", "1"]
     assert f"{failing.trial_id}  seed=1: RuntimeError: boom (attempt 2)" in text
     assert sweep_main(["status", quick_out, "--seeds", "5"]) == 0
-    assert "40 trials in the grid: 1 done, 38 missing, 1 failed" in capsys.readouterr().out
+    assert "50 trials in the grid: 1 done, 48 missing, 1 failed" in capsys.readouterr().out
 
 
 def test_status_against_another_spec_file(quick_out, write_spec, smoke_spec_text, capsys):
