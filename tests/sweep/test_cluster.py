@@ -15,7 +15,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import HERE
+from sweeptest import HERE
 
 from sweep.spec import load_spec
 

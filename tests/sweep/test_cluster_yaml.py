@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from conftest import REPO
+from sweeptest import REPO
 
 util = pytest.importorskip("ray.autoscaler._private.util")
 

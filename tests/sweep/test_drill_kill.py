@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import sweep_command
+from sweeptest import sweep_command
 
 from sweep.spec import load_spec
 

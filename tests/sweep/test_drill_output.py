@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_result, sweep_command, sweep_main
+from sweeptest import make_result, sweep_command, sweep_main
 
 from sweep.results import (
     OutputNotWritableError, check_writable, open_output, remove_uncommitted, scan_done,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_result
+from sweeptest import make_result
 
 from sweep.results import (
     CONFUSION_SCHEMA, PROBS_SCHEMA, TRIALS_SCHEMA, open_output, quarantine, read_failed,

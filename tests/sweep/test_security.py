@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from sweeptest import REPO
 
 from sweep.results import open_output, read_failed, scan_done
 from sweep.results_guard import check_experiment, stored_spec

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import sweep_main
+from sweeptest import sweep_main
 
 from sweep.results import CONFUSION_SCHEMA, TRIALS_SCHEMA
 from sweep.spec import load_spec
