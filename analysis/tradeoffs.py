@@ -26,12 +26,16 @@ def _matches(grid: Grid, m: int) -> list[tuple[float, int, int, int]]:
     """(x, noise index, size index of the same reduction) for every x both axes have."""
     i0, j0 = grid.baseline(m)
     cells = grid.present[m].any(axis=-1)
+    full_split = float(np.nanmax(grid.train_size[m, i0, j0])) / grid.fracs[j0]  # examples in the train split
+    one_example = 1.0 / full_split
     out = []
     for i in np.flatnonzero(cells[:, j0]):
         x = grid.noise[i]
         if x <= 0:
             continue
-        j = np.flatnonzero(np.isclose(grid.fracs, np.round(grid.fracs[j0] * (1 - x), 6), atol=5e-7))
+        # A requested fraction becomes a whole number of examples (rounded), so the realized
+        # train_fraction may sit up to half an example off (1 - x): match within one example.
+        j = np.flatnonzero(np.abs(grid.fracs - grid.fracs[j0] * (1 - x)) <= one_example + 1e-9)
         if j.size and cells[i0, j[0]]:
             out.append((float(x), int(i), int(j[0]), i0))
     return out

@@ -167,3 +167,15 @@ def test_loaded_and_plain_tables_agree(small_loaded, small):
         a = sensitivity_ranking(small_loaded, n_boot=200)
         b = sensitivity_ranking(small, n_boot=200)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_noise_vs_reduction_matches_a_reduction_rounded_to_whole_examples(make):
+    df = make(noise_fractions=(0.0, 0.4), train_fractions=(1.0, 0.6))
+    n_split = df.loc[df["train_fraction"] == 1.0, "train_size"].iloc[0]
+    # The engine rounds 0.6 of the split to whole examples: the realized fraction is a hair off 0.6.
+    reduced = df["train_fraction"] == 0.6
+    near = df.assign(train_fraction=df["train_fraction"].where(~reduced, 0.6 - 0.5 / n_split))
+    assert set(noise_vs_reduction(near)["fraction"]) == {0.4}
+    far = df.assign(train_fraction=df["train_fraction"].where(~reduced, 0.6 - 3 / n_split))
+    with pytest.raises(ValueError, match="needs, for some x, noise x at full size"):
+        noise_vs_reduction(far)
