@@ -4,7 +4,9 @@ Every model adapts to the dataset: input channels C, image size H x W and class 
 
 - ``blog_cnn``: the reference study's 6-layer CNN, exactly
   conv3x3(C->32)-ReLU-conv3x3(32->32)-ReLU-maxpool2-conv3x3(32->64)-ReLU-conv3x3(64->64)-ReLU-maxpool2-
-  flatten-linear(->256)-ReLU-linear(256->K), padding 1.
+  flatten-linear(->256)-ReLU-linear(256->K), padding 1. Each ReLU-maxpool pair runs as maxpool-ReLU:
+  ReLU is monotone, so it commutes with max, and the outputs and gradients are identical (tested)
+  while the ReLU touches a quarter of the values. Parameter names and init order are unchanged.
 - ``fast_cnn``: a BatchNorm/GELU conv net in the spirit of the public CIFAR-10 speed-run records
   (three conv groups 64-256-256 with max-pooling, global max-pool, a scaled linear head), trained
   with Nesterov SGD, a triangular learning-rate schedule, label smoothing and flip test-time
@@ -74,11 +76,9 @@ def blog_cnn(channels: int, height: int, width: int, num_classes: int) -> nn.Mod
         raise ValueError(f"blog_cnn needs image sides divisible by 4 (two 2x2 max-pools), got {height}x{width}")
     return nn.Sequential(
         nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2),
+        nn.Conv2d(32, 32, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2),
+        nn.Conv2d(64, 64, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(),
         nn.Flatten(),
         nn.Linear(64 * (height // 4) * (width // 4), 256), nn.ReLU(),
         nn.Linear(256, num_classes),

@@ -34,6 +34,41 @@ def test_blog_cnn_is_the_reference_architecture():
     )
 
 
+def _reference_order(model: nn.Sequential) -> nn.Sequential:
+    """The same modules with every MaxPool2d moved after the ReLU before it: the study's order."""
+    layers = list(model)
+    pools = [i for i, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d)]
+    for i in pools:
+        assert isinstance(layers[i + 1], nn.ReLU), "blog_cnn pools right before a ReLU"
+        layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_blog_cnn_pool_before_relu_is_exactly_the_reference(channels_last):
+    """Max-pool then ReLU is the reference's ReLU then max-pool: same outputs, same gradients, bit
+    for bit, including windows whose values are all negative or tie at zero."""
+    torch.manual_seed(0)
+    ours = build_model("blog_cnn", (3, 32, 32), 10)
+    reference = _reference_order(build_model("blog_cnn", (3, 32, 32), 10))
+    assert [type(m) for m in reference][:5] == [nn.Conv2d, nn.ReLU, nn.Conv2d, nn.ReLU, nn.MaxPool2d]
+    reference.load_state_dict(ours.state_dict())  # copies: the two models share no tensors
+    assert list(dict(ours.named_parameters())) == list(dict(reference.named_parameters()))
+    x = torch.randn(16, 3, 32, 32)
+    x[:4] = -x[:4].abs()  # many all-negative windows
+    x[4:6] = 0.0  # ties at exactly zero
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    grads = []
+    for model in (ours, reference):
+        model.to(memory_format=memory_format).zero_grad()
+        out = model(x.contiguous(memory_format=memory_format))
+        (out * torch.linspace(-1, 1, 10)).sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+    assert torch.equal(grads[0][0], grads[1][0])
+    for ours_grad, reference_grad in zip(grads[0][1], grads[1][1]):
+        assert torch.equal(ours_grad, reference_grad)
+
+
 def test_resnet18_has_a_32x32_stem():
     model = build_model("resnet18", (3, 32, 32), 10)
     assert model.conv1.stride == (1, 1) and model.conv1.kernel_size == (3, 3)
