@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sweep.allocator import retain_freed_memory
 from sweep.config import CIFAR10_PAIRS, TrialConfig
 from sweep.datasets import ImageDataset, load_dataset
 from sweep.models import build_model, recipe_for
@@ -173,6 +174,8 @@ def run_trial(
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
+    if device.type == "cpu":
+        retain_freed_memory()  # once per process: activations reuse mapped pages (sweep/allocator.py)
     num_classes = dataset.num_classes
     population = dataset.num_train
 
