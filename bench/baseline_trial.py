@@ -3,9 +3,12 @@
 A torchvision-style ``Dataset`` over the JPEG bytes of the Parquet file, per-sample PIL transforms
 (RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize), a ``DataLoader``, the
 textbook training loop and an evaluation loop over a test ``DataLoader`` that decodes every JPEG
-again. Same model (``sweep.models.build_model("blog_cnn", ...)``), same optimizer (Adam, lr 1e-3),
-same batch size (128), same epochs and the same training examples (``sweep.subsets.nested_subset``)
-as the project's trial, so the two differ only in how the work is done.
+again. Same model (blog_cnn, written out below in the study's layer order, ReLU before each
+max-pool; the project's ``build_model`` pools first, which gives identical outputs and gradients),
+PyTorch's default initialization (seeded by ``torch.manual_seed(seed)`` as a script does, so not
+the trial's own init stream), same optimizer (Adam, lr 1e-3), same batch size (128), same epochs
+and the same training examples (``sweep.subsets.nested_subset``) as the project's trial, so the
+two differ only in how the work is done.
 
 Nothing is cached between calls: each trial reads and decodes its JPEGs, as a user's script does
 every time it runs. ``bench/bench_trial.py`` times it against ``sweep.trial.run_trial``.
@@ -28,12 +31,12 @@ import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `sweep`
 
-from sweep.models import build_model  # noqa: E402
 from sweep.subsets import nested_subset  # noqa: E402
 
 # The usual published CIFAR-10 channel statistics, in [0, 1] units (what tutorials paste in).
@@ -49,6 +52,21 @@ def read_parquet_split(path: str | Path) -> tuple[list[bytes], np.ndarray, tuple
     classes = tuple(sorted(set(names)))
     lookup = {c: i for i, c in enumerate(classes)}
     return images, np.array([lookup[n] for n in names], dtype=np.int64), classes
+
+
+def reference_blog_cnn(num_classes: int = 10) -> nn.Module:
+    """The reference study's 6-layer CNN as its authors (and most users) write it, for 32x32 RGB."""
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 8 * 8, 256), nn.ReLU(),
+        nn.Linear(256, num_classes),
+    )
 
 
 class JpegDataset(Dataset):
@@ -99,7 +117,7 @@ def run_baseline(
                               persistent_workers=persistent)
     test_loader = DataLoader(test_set, batch_size=eval_batch_size, shuffle=False, num_workers=num_workers)
     torch.manual_seed(seed)  # a user's script seeds the global state; fine in a script
-    model = build_model("blog_cnn", (3, 32, 32), len(classes))
+    model = reference_blog_cnn(len(classes))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loaded = time.perf_counter()
 

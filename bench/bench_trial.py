@@ -1,17 +1,31 @@
-"""The project's trial against the plain baseline, side by side in one process on real CIFAR-10.
+"""The project's trial against the plain baseline, side by side in one run on real CIFAR-10.
 
 Both train blog_cnn (Adam, lr 1e-3, batch 128) on the same ``--train-size`` examples of the same
-seed for ``--epochs`` epochs, then classify the whole 10,000-image test set. Runs alternate
-(baseline, project at each ``--threads``, baseline, ...) ``--n`` times with seeds 0..n-1, so
-both see the same machine load; the ratio is of medians, and the per-round ratios give its spread.
+seed for ``--epochs`` epochs, then classify the whole 10,000-image test set. Rounds alternate the
+variants (baseline, project at each ``--threads``, ...) ``--n`` times with seeds 0..n-1, so all see
+the same machine load; ratios are of medians, and the per-round ratios give their spread.
+
+Every variant runs in a fresh Python process of its own, timed inside that process. The project's
+trial changes process-wide settings (its thread count; glibc's allocator thresholds, see
+sweep/allocator.py), and the baseline must not inherit them: a user's script has neither.
 
 End to end means: the baseline reads the Parquet and decodes its JPEGs every trial (as a user's
 script does every time it runs); the project's trial uses the dataset a sweep worker already holds
-(decoded once, memoized in the process). The one-time costs are measured once and printed apart:
-decoding all 60,000 JPEGs into the disk cache, and loading that cache in a fresh worker.
+(its process loads the disk cache first, untimed: 0.2-0.3 s once per worker). The trial itself is
+the worker's first, so it pays any first-call costs. The one-time costs are measured once and
+printed apart: decoding all 60,000 JPEGs into the disk cache, and loading that cache afresh.
 
-    python bench/bench_trial.py --n 3                # from the repository root; ~10 min on 2 cores
-    python bench/bench_trial.py --n 3 --threads 1 2  # also the project's trial on 2 threads
+Variants:
+
+- ``baseline``: torch's default thread count (all cores), or ``--baseline-threads``.
+- ``baseline_alloc`` (with ``--baseline-allocator``): the same script with the project's allocator
+  setting applied first, to show how much of the gap that one setting is.
+- ``project_Nt``: ``run_trial`` on N threads, for each N of ``--threads``.
+- ``project_1t_xK`` (with ``--concurrent K``): K one-thread trials at once in K processes, as a
+  sweep packs a machine (one trial per core); its seconds are the wall clock of the K divided by
+  K: seconds per trial of this machine's throughput.
+
+    python bench/bench_trial.py --n 3 --threads 1 2 --concurrent 2 --baseline-allocator
 """
 
 from __future__ import annotations
@@ -19,25 +33,22 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the repository root
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, for baseline_trial
-
-from baseline_trial import run_baseline  # noqa: E402
-from sweep.config import TrialConfig  # noqa: E402
-from sweep.datasets import cache_stats, clear_memory_cache, load_dataset  # noqa: E402
-from sweep.trial import run_trial  # noqa: E402
 
 
 def time_one_time_loads(spec: str) -> dict[str, float]:
     """Seconds to decode the dataset into an empty disk cache, and to load that cache afresh."""
+    from sweep.datasets import cache_stats, clear_memory_cache, load_dataset
+
     with tempfile.TemporaryDirectory(prefix="bench-trial-cache-") as cache_dir:
         clear_memory_cache()
         started = time.perf_counter()
@@ -50,8 +61,58 @@ def time_one_time_loads(spec: str) -> dict[str, float]:
     return {"decode_seconds": decoded - started, "disk_cache_load_seconds": from_disk - decoded}
 
 
+def child(args: argparse.Namespace) -> int:
+    """One variant in this fresh process; prints one JSON line."""
+    import torch
+
+    if args.child in ("baseline", "baseline_alloc"):
+        from baseline_trial import run_baseline
+
+        if args.child == "baseline_alloc":
+            from sweep.allocator import retain_freed_memory
+
+            assert retain_freed_memory()
+        if args.child_threads:
+            torch.set_num_threads(args.child_threads)
+        threads = torch.get_num_threads()
+        out = run_baseline(args.data, train_size=args.train_size, epochs=args.epochs, seed=args.seed,
+                           num_workers=args.baseline_workers)
+        print(json.dumps({**out, "threads": threads}), flush=True)
+        return 0
+    from sweep.config import TrialConfig
+    from sweep.datasets import load_dataset
+    from sweep.trial import run_trial
+
+    spec = f"parquet:{args.data}"
+    dataset = load_dataset(spec)  # what a sweep worker holds before its first trial
+    config = TrialConfig(dataset=spec, model="blog_cnn", train_size=args.train_size, epochs=args.epochs,
+                         seed=args.seed, num_threads=args.child_threads, device="cpu")
+    started = time.perf_counter()
+    result = run_trial(config, dataset)
+    wall = time.perf_counter() - started
+    print(json.dumps({"seconds": wall, "train_seconds": result.train_seconds, "accuracy": result.accuracy,
+                      "threads": args.child_threads}), flush=True)
+    return 0
+
+
+def spawn(args: argparse.Namespace, variant: str, seed: int, threads: int | None) -> subprocess.Popen:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", variant, "--seed", str(seed),
+               "--data", str(args.data), "--train-size", str(args.train_size), "--epochs", str(args.epochs),
+               "--baseline-workers", str(args.baseline_workers)]
+    if threads:
+        command += ["--child-threads", str(threads)]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+
+def collect(process: subprocess.Popen) -> dict:
+    stdout, _ = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"error: a benchmark process failed (exit code {process.returncode})")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
 def spread(values: list[float]) -> str:
-    return f"median {statistics.median(values):.3f} (min {min(values):.3f}, max {max(values):.3f}, n={len(values)})"
+    return f"median {statistics.median(values):.2f} (min {min(values):.2f}, max {max(values):.2f}, n={len(values)})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,60 +123,85 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, nargs="+", default=[1],
                         help="torch threads of the project's trial; 1 is the sweep's per-slot setting (cpus = 1)")
+    parser.add_argument("--concurrent", type=int, default=0,
+                        help="also run this many one-thread project trials at once (a sweep's packing)")
     parser.add_argument("--baseline-threads", type=int, default=None,
                         help="torch threads of the baseline (default: torch's default, all cores)")
     parser.add_argument("--baseline-workers", type=int, default=0,
                         help="DataLoader workers of the baseline (0: on 2 cores, workers compete with training)")
+    parser.add_argument("--baseline-allocator", action="store_true",
+                        help="also run the baseline with the project's allocator setting")
     parser.add_argument("--skip-load-timing", action="store_true", help="do not time the one-time decode")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child-threads", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.data = Path(args.data).resolve()
+    if args.child:
+        return child(args)
     if args.n < 1:
         parser.error(f"--n must be >= 1, got {args.n}")
-    data = Path(args.data)
-    if not (data / "train.parquet").is_file():
-        print(f"error: {data / 'train.parquet'} not found; pass --data DIR with train/test.parquet", file=sys.stderr)
+    if not (args.data / "train.parquet").is_file():
+        print(f"error: {args.data / 'train.parquet'} not found; pass --data DIR with train/test.parquet",
+              file=sys.stderr)
         return 2
-    spec = f"parquet:{data}"
-    default_threads = torch.get_num_threads()
-    baseline_threads = args.baseline_threads or default_threads
+    import torch
 
-    loads = {} if args.skip_load_timing else time_one_time_loads(spec)
-    dataset = load_dataset(spec)  # what a sweep worker holds: decoded once, memoized in the process
+    loads = {} if args.skip_load_timing else time_one_time_loads(f"parquet:{args.data}")
+    if not args.skip_load_timing:
+        from sweep.datasets import load_dataset
 
-    variants = ["baseline"] + [f"project_{t}t" for t in args.threads]
+        load_dataset(f"parquet:{args.data}")  # fills the default disk cache the children read
+
+    plan: list[tuple[str, str, int | None]] = [("baseline", "baseline", args.baseline_threads)]
+    if args.baseline_allocator:
+        plan.append(("baseline_alloc", "baseline_alloc", args.baseline_threads))
+    plan += [(f"project_{t}t", "project", t) for t in args.threads]
+    variants = [name for name, _, _ in plan]
+    if args.concurrent:
+        variants.append(f"project_1t_x{args.concurrent}")
     seconds: dict[str, list[float]] = {v: [] for v in variants}
     accuracy: dict[str, list[float]] = {v: [] for v in variants}
+    details: dict[str, list[dict]] = {v: [] for v in variants}
     for seed in range(args.n):
-        torch.set_num_threads(baseline_threads)
-        out = run_baseline(data, train_size=args.train_size, epochs=args.epochs, seed=seed,
-                           num_workers=args.baseline_workers)
-        seconds["baseline"].append(out["seconds"])
-        accuracy["baseline"].append(out["accuracy"])
-        print(f"round {seed}: baseline {out['seconds']:.1f} s (load {out['load_seconds']:.1f}, train "
-              f"{out['train_seconds']:.1f}, eval {out['eval_seconds']:.1f}) acc {out['accuracy']:.4f}", flush=True)
-        for threads in args.threads:
-            config = TrialConfig(dataset=spec, model="blog_cnn", train_size=args.train_size, epochs=args.epochs,
-                                 seed=seed, num_threads=threads, device="cpu")
+        for name, kind, threads in plan:
+            out = collect(spawn(args, kind, seed, threads))
+            seconds[name].append(out["seconds"])
+            accuracy[name].append(out["accuracy"])
+            details[name].append(out)
+            parts = ", ".join(f"{k.removesuffix('_seconds')} {out[k]:.1f}" for k in out
+                              if k.endswith("_seconds"))
+            print(f"round {seed}: {name} ({out['threads']} threads) {out['seconds']:.1f} s ({parts}) "
+                  f"acc {out['accuracy']:.4f}", flush=True)
+        if args.concurrent:
+            name = f"project_1t_x{args.concurrent}"
             started = time.perf_counter()
-            result = run_trial(config, dataset)
-            wall = time.perf_counter() - started
-            name = f"project_{threads}t"
-            seconds[name].append(wall)
-            accuracy[name].append(result.accuracy)
-            print(f"round {seed}: project ({threads} thread{'s' if threads > 1 else ''}) {wall:.1f} s (train "
-                  f"{result.train_seconds:.1f}) acc {result.accuracy:.4f}", flush=True)
-    torch.set_num_threads(default_threads)
+            # Seeds seed, seed + n, seed + 2n, ...: distinct trials, none repeated across rounds.
+            procs = [spawn(args, "project", seed + k * args.n, 1) for k in range(args.concurrent)]
+            outs = [collect(p) for p in procs]
+            # Wall clock of the slowest trial inside its process (process start and dataset load
+            # are a worker's one-time costs), divided by the trials it delivered.
+            per_trial = max(o["seconds"] for o in outs) / args.concurrent
+            seconds[name].append(per_trial)
+            accuracy[name].extend(o["accuracy"] for o in outs)
+            details[name].append({"trials": outs, "outer_wall_seconds": time.perf_counter() - started})
+            each = ", ".join(f"{o['seconds']:.1f}" for o in outs)
+            accs = ", ".join(f"{o['accuracy']:.4f}" for o in outs)
+            print(f"round {seed}: {name}: {args.concurrent} trials at once, each {each} s -> "
+                  f"{per_trial:.1f} s per trial of throughput; acc {accs}", flush=True)
 
     print()
+    baseline_threads = details["baseline"][0]["threads"]
     print(f"blog_cnn, {args.train_size} train images, {args.epochs} epochs, 10,000 test images; "
-          f"baseline: {baseline_threads} threads, DataLoader workers {args.baseline_workers}")
+          f"baseline: {baseline_threads} threads, DataLoader workers {args.baseline_workers}; torch {torch.__version__}")
     if loads:
         print(f"one-time: decode 60,000 JPEGs into the disk cache {loads['decode_seconds']:.1f} s; "
               f"load that cache in a fresh worker {loads['disk_cache_load_seconds']:.2f} s")
     summary = {}
     for v in variants:
-        print(f"{v:>12}: seconds {spread(seconds[v])}; accuracy mean {statistics.mean(accuracy[v]):.4f} "
-              f"(min {min(accuracy[v]):.4f}, max {max(accuracy[v]):.4f})")
+        print(f"{v:>16}: seconds per trial {spread(seconds[v])}; accuracy mean {statistics.mean(accuracy[v]):.4f} "
+              f"(min {min(accuracy[v]):.4f}, max {max(accuracy[v]):.4f}, n={len(accuracy[v])})")
     for v in variants[1:]:
         per_round = [b / p for b, p in zip(seconds["baseline"], seconds[v])]
         ratio = statistics.median(seconds["baseline"]) / statistics.median(seconds[v])
@@ -126,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "argv": sys.argv,
-            "torch": torch.__version__, "baseline_threads": baseline_threads, "one_time": loads,
-            "seconds": seconds, "accuracy": accuracy, "ratios": summary,
+            "torch": torch.__version__, "one_time": loads, "seconds": seconds, "accuracy": accuracy,
+            "details": details, "ratios": summary,
         }, indent=2))
     return 0
 
