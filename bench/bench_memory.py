@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(allocator and kernel caches, kept for reuse); from trial 1 to trial {args.trials}: "
           f"{last['rss_mib'] - first['rss_mib']:+.0f} MiB (a dataset copy per trial would add about "
           f"{arrays:.0f} MiB each); peak above loaded: {last['peak_rss_mib'] - loaded['rss_mib']:+.0f} MiB "
-          "(one trial's working set: its subset, the float copy for the normalization statistics, activations)")
+          "(one trial's working set: its subset copy, activations and gradients)")
     return 0
 
 

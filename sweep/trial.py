@@ -167,7 +167,11 @@ def run_trial(
     *,
     on_epoch: EpochCallback | None = None,
 ) -> TrialResult:
-    """Run one trial. ``dataset`` defaults to ``load_dataset(config.dataset)`` (memoized per process)."""
+    """Run one trial. ``dataset`` defaults to ``load_dataset(config.dataset)`` (memoized per process).
+
+    Process-wide side effects: ``torch.set_num_threads(config.num_threads)`` when that is set, and on
+    the CPU :func:`sweep.allocator.retain_freed_memory` (freed tensor memory stays in the process).
+    """
     started = time.perf_counter()
     if dataset is None:
         dataset = load_dataset(config.dataset, data_dir=config.data_dir)
