@@ -19,6 +19,9 @@ Spec file layout (every key optional except name; defaults shown)::
     seeds = 3                      # axis: a count N (seeds 0..N-1) or an explicit list of ints >= 0
     subset_mode = "random"         # "random" | "stratified"
     noise_pairs = [["cat", "dog"]] # for noise_mode "pairs" (default: CIFAR-10's customary pairs)
+    noise_matrix = [[0.9, 0.1], [0.2, 0.8]]  # for noise_mode "matrix" (required there): K x K,
+                                   # row = true class, rows sum to 1; a picked example's new label
+                                   # is drawn from its row. Written in the spec, so it is recorded
     keep_probs = false             # also write per-example softmax to OUT/probs/
     data_dir = "/data"             # where torchvision datasets live
     retries = 2                    # times a failed trial is retried (Tune FailureConfig.max_failures)
@@ -54,7 +57,7 @@ AXES = ("model", "noise_fraction", "train_size", "seed")  # grid order; a cell i
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _TOP_KEYS = (
     "name", "dataset", "models", "noise_mode", "noise_fractions", "train_sizes", "seeds", "subset_mode",
-    "noise_pairs", "keep_probs", "data_dir", "retries", "training", "resources", "description",
+    "noise_pairs", "noise_matrix", "keep_probs", "data_dir", "retries", "training", "resources", "description",
 )
 _TRAINING_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "augment")
 _RESOURCE_KEYS = ("cpus", "gpus", "device", "max_concurrent")
@@ -83,6 +86,7 @@ class ExperimentSpec:
     seeds: tuple[int, ...] = (0, 1, 2)  # axis; ints >= 0, the trial's random streams derive from it
     subset_mode: str = "random"  # one of SUBSET_MODES
     noise_pairs: tuple[tuple[str, str], ...] | None = None  # noise_mode "pairs" only
+    noise_matrix: tuple[tuple[float, ...], ...] | None = None  # noise_mode "matrix" only: K x K, rows sum to 1
     keep_probs: bool = False  # also write per-example softmax (OUT/probs/)
     data_dir: str | None = None  # torchvision dataset directory
     retries: int = 2  # extra attempts for a failing trial, >= 0
@@ -105,6 +109,8 @@ class ExperimentSpec:
         object.__setattr__(self, "gpus", float(self.gpus))
         if self.noise_pairs is not None:
             object.__setattr__(self, "noise_pairs", tuple((str(a), str(b)) for a, b in self.noise_pairs))
+        if self.noise_matrix is not None:
+            object.__setattr__(self, "noise_matrix", tuple(tuple(float(v) for v in row) for row in self.noise_matrix))
         # Fail here, not on a worker an hour later: every trial of the grid must be a valid TrialConfig.
         self.trials()
 
@@ -122,7 +128,7 @@ class ExperimentSpec:
         return TrialConfig(
             dataset=self.dataset, model=model, noise_mode=self.noise_mode, noise_fraction=noise_fraction,
             train_size=train_size, seed=seed, subset_mode=self.subset_mode, noise_pairs=self.noise_pairs,
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+            noise_matrix=self.noise_matrix, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             augment=self.augment, device=self.device, num_threads=max(1, math.ceil(self.cpus)),
             keep_probs=self.keep_probs, data_dir=self.data_dir,
         )
@@ -151,8 +157,8 @@ class ExperimentSpec:
 
         Runs into one OUT must agree on it; the axes may grow (more seeds, sizes, noise levels).
         """
-        keep = ("name", "dataset", "noise_mode", "subset_mode", "noise_pairs", "data_dir", "epochs",
-                "batch_size", "lr", "weight_decay", "augment")
+        keep = ("name", "dataset", "noise_mode", "subset_mode", "noise_pairs", "noise_matrix", "data_dir",
+                "epochs", "batch_size", "lr", "weight_decay", "augment")
         return json.loads(json.dumps({k: getattr(self, k) for k in keep}))
 
     def to_dict(self) -> dict[str, Any]:
@@ -212,6 +218,14 @@ def _validate(s: ExperimentSpec) -> None:
     for key, allowed in (("noise_mode", NOISE_MODES), ("subset_mode", SUBSET_MODES), ("device", DEVICES)):
         if getattr(s, key) not in allowed:
             raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {getattr(s, key)!r}")
+    if s.noise_matrix is not None:
+        rows = s.noise_matrix
+        if (not isinstance(rows, (list, tuple)) or not rows
+                or not all(isinstance(r, (list, tuple)) and len(r) == len(rows) for r in rows)
+                or not all(_is_number(v) for r in rows for v in r)):
+            raise ValueError(f"noise_matrix must be a square list of rows of numbers (K x K), got {rows!r}")
+        if s.noise_mode != "matrix":
+            raise ValueError(f"noise_matrix is only used with noise_mode 'matrix', got noise_mode {s.noise_mode!r}")
     if not isinstance(s.keep_probs, bool):
         raise TypeError(f"keep_probs must be true or false, got {s.keep_probs!r}")
     if s.data_dir is not None and not isinstance(s.data_dir, str):

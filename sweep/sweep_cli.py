@@ -164,7 +164,7 @@ def check_grid_fits(spec: ExperimentSpec, dataset: Any) -> None:
 
     Uses the engine's own checks (sweep.subsets, sweep.noise: numpy only, no torch import).
     """
-    from sweep.noise import check_pairs
+    from sweep.noise import check_matrix, check_pairs
     from sweep.subsets import resolve_train_size
 
     for size in spec.train_sizes:
@@ -177,6 +177,11 @@ def check_grid_fits(spec: ExperimentSpec, dataset: Any) -> None:
             check_pairs(spec.noise_pairs, dataset.classes)
         except ValueError as exc:
             raise ValueError(f"noise_pairs of {spec.dataset}: {exc}") from None
+    if spec.noise_mode == "matrix" and spec.noise_matrix is not None:
+        try:
+            check_matrix(spec.noise_matrix, dataset.num_classes)
+        except ValueError as exc:
+            raise ValueError(f"noise_matrix for {spec.dataset} ({dataset.num_classes} classes): {exc}") from None
 
 
 def _first_missing(path: str) -> str | None:

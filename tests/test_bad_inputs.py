@@ -223,6 +223,21 @@ CASES = [
     Case("spec-noise-pairs-unknown-class", ("run", "spec.toml", *RUN_OUT),
          r"noise_pairs of digits: noise pair 'cat'->'dog' names unknown class 'cat'",
          good_spec_with(noise_mode='noise_mode = "pairs"', noise_pairs='noise_pairs = [["cat", "dog"]]')),
+    Case("spec-noise-matrix-missing", ("run", "spec.toml", *RUN_OUT),
+         r"noise_mode 'matrix' needs noise_matrix \(a K x K row-stochastic matrix\)",
+         good_spec_with(noise_mode='noise_mode = "matrix"')),
+    Case("spec-noise-matrix-not-square", ("run", "spec.toml", *RUN_OUT),
+         r"noise_matrix must be a square list of rows of numbers \(K x K\), got \[\[1\.0, 0\.0\], \[1\.0\]\]",
+         good_spec_with(noise_mode='noise_mode = "matrix"', noise_matrix="noise_matrix = [[1.0, 0.0], [1.0]]")),
+    Case("spec-noise-matrix-wrong-size-for-the-dataset", ("run", "spec.toml", *RUN_OUT),
+         r"noise_matrix for digits \(10 classes\): noise matrix must be 10 x 10 \(K x K\), got shape \(2, 2\)",
+         good_spec_with(noise_mode='noise_mode = "matrix"', noise_matrix="noise_matrix = [[0.5, 0.5], [0.5, 0.5]]")),
+    Case("spec-noise-matrix-rows-not-summing-to-one", ("run", "spec.toml", *RUN_OUT),
+         r"noise matrix rows must sum to 1 \(row-stochastic\); row 0 sums to 0\.5",
+         good_spec_with(noise_mode='noise_mode = "matrix"',
+                        noise_matrix="noise_matrix = [" + ", ".join(
+                            "[" + ", ".join("0.5" if (i == j and i == 0) else ("1.0" if i == j else "0.0")
+                                            for j in range(10)) + "]" for i in range(10)) + "]")),
     # -- datasets (sweep run checks the dataset before anything starts; sweep trial before training)
     Case("data-mixed-image-sizes", ("run", "--dataset", "imagefolder:{w}/data", *RUN_OUT), r"images of mixed sizes",
          image_folder({"a": [png((8, 8))], "b": [png((9, 9))]}, {"a": [png()], "b": [png()]})),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import tomllib
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
 from sweep.spec import PRESETS, ExperimentSpec, load_preset, load_spec, spec_from_dict
@@ -124,3 +128,34 @@ def test_an_invalid_grid_point_fails_at_spec_time_not_on_a_worker():
     # noise_mode "matrix" needs a matrix: TrialConfig's own check runs for the whole grid now.
     with pytest.raises(ValueError, match="noise_mode 'matrix' needs noise_matrix"):
         ExperimentSpec(name="a", noise_mode="matrix", noise_fractions=(0.2,))
+
+
+def test_noise_matrix_in_a_spec_reaches_every_trial_and_the_experiment_identity():
+    from sweep.datasets import load_dataset
+    from sweep.trial import prepare_labels
+
+    k = 10
+    # Every class flips to the next one (k -> k+1 mod 10): a directional confusion, planted.
+    matrix = [[1.0 if j == (i + 1) % k else 0.0 for j in range(k)] for i in range(k)]
+    text = f"""
+name = "planted"
+noise_mode = "matrix"
+noise_fractions = [0.0, 0.4]
+noise_matrix = {matrix}
+seeds = 2
+"""
+    spec = spec_from_dict(tomllib.loads(text))
+    assert spec.noise_matrix == tuple(tuple(row) for row in matrix)
+    assert all(t.noise_matrix == spec.noise_matrix for t in spec.trials())
+    assert spec_from_dict(spec.to_dict()) == spec
+    other = replace(spec, noise_matrix=tuple(tuple(row) for row in np.eye(k).tolist()))
+    assert other.identity() != spec.identity()  # a different matrix is a different experiment
+    assert {t.trial_id for t in other.trials()}.isdisjoint(t.trial_id for t in spec.trials())
+
+    dataset = load_dataset("digits")
+    config = spec.trials()[-1]  # noise 0.4
+    _, subset, noisy = prepare_labels(config, dataset)
+    truth = dataset.train_labels[subset]
+    flipped = noisy.labels != truth
+    assert abs(flipped.mean() - 0.4) < 0.01  # every picked label moves: the matrix has a zero diagonal
+    assert np.array_equal(noisy.labels[flipped], (truth[flipped] + 1) % k)
