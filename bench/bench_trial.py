@@ -25,6 +25,11 @@ Variants:
   sweep packs a machine (one trial per core); its seconds are the wall clock of the K divided by
   K: seconds per trial of this machine's throughput.
 
+With ``--warm`` every process first runs one untimed trial of its own kind (seed + 1000), then the
+timed one: the steady state of a sweep worker, which pays its first-trial warm-up once, against a
+script that trains trial after trial in one process (the baseline still reads and decodes its
+JPEGs for each trial).
+
     python bench/bench_trial.py --n 3 --threads 1 2 --concurrent 2 --baseline-allocator
 """
 
@@ -75,6 +80,9 @@ def child(args: argparse.Namespace) -> int:
         if args.child_threads:
             torch.set_num_threads(args.child_threads)
         threads = torch.get_num_threads()
+        if args.warm:
+            run_baseline(args.data, train_size=args.train_size, epochs=args.epochs, seed=args.seed + 1000,
+                         num_workers=args.baseline_workers)
         out = run_baseline(args.data, train_size=args.train_size, epochs=args.epochs, seed=args.seed,
                            num_workers=args.baseline_workers)
         print(json.dumps({**out, "threads": threads}), flush=True)
@@ -87,6 +95,8 @@ def child(args: argparse.Namespace) -> int:
     dataset = load_dataset(spec)  # what a sweep worker holds before its first trial
     config = TrialConfig(dataset=spec, model="blog_cnn", train_size=args.train_size, epochs=args.epochs,
                          seed=args.seed, num_threads=args.child_threads, device="cpu")
+    if args.warm:
+        run_trial(config.replace(seed=args.seed + 1000), dataset)
     started = time.perf_counter()
     result = run_trial(config, dataset)
     wall = time.perf_counter() - started
@@ -99,6 +109,8 @@ def spawn(args: argparse.Namespace, variant: str, seed: int, threads: int | None
     command = [sys.executable, str(Path(__file__).resolve()), "--child", variant, "--seed", str(seed),
                "--data", str(args.data), "--train-size", str(args.train_size), "--epochs", str(args.epochs),
                "--baseline-workers", str(args.baseline_workers)]
+    if args.warm:
+        command.append("--warm")
     if threads:
         command += ["--child-threads", str(threads)]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -131,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="DataLoader workers of the baseline (0: on 2 cores, workers compete with training)")
     parser.add_argument("--baseline-allocator", action="store_true",
                         help="also run the baseline with the project's allocator setting")
+    parser.add_argument("--warm", action="store_true",
+                        help="time each process's second trial (a warm sweep worker / a script's later trials)")
     parser.add_argument("--skip-load-timing", action="store_true", help="do not time the one-time decode")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -194,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     baseline_threads = details["baseline"][0]["threads"]
     print(f"blog_cnn, {args.train_size} train images, {args.epochs} epochs, 10,000 test images; "
+          f"{'second (warm) trial of each process' if args.warm else 'first trial of each process'}; "
           f"baseline: {baseline_threads} threads, DataLoader workers {args.baseline_workers}; torch {torch.__version__}")
     if loads:
         print(f"one-time: decode 60,000 JPEGs into the disk cache {loads['decode_seconds']:.1f} s; "
