@@ -182,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command in ("run", "trial"):
+            from sweep.allocator import enabled
+
+            enabled()  # a bad SWEEP_KEEP_FREED_MEMORY stops here, before anything is printed or started
         return int(args.handler(args) or 0)
     except (ValueError, TypeError, OSError) as exc:  # OSError: missing files, permissions, a full disk
         if os.environ.get("SWEEP_DEBUG") == "1":

@@ -134,9 +134,16 @@ def ray_init_kwargs(address: str | None, *, verbose: bool, dashboard: bool,
 
     A local Ray binds its dashboard to 127.0.0.1 (reach a remote one through ``ray dashboard`` /
     an SSH tunnel) and starts it only with ``--dashboard``; Ray's logs reach the terminal only
-    with ``--verbose``. A cluster we join keeps its own settings.
+    with ``--verbose``. A cluster we join keeps its own settings. Either way the job's workers get
+    the allocator's environment (``sweep.allocator.worker_env``), unless the user turned it off.
     """
+    from sweep.allocator import worker_env
+
     quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
+    # Trial workers keep freed tensor memory mapped (sweep/allocator.py): glibc reads these at start.
+    env = worker_env()
+    if env:
+        quiet["runtime_env"] = {"env_vars": env}
     if address:
         return {"address": address, **quiet}
     return {"address": "local", "num_cpus": num_cpus, "include_dashboard": dashboard,

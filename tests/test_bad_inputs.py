@@ -151,6 +151,7 @@ class Case:
     argv: tuple[str, ...]  # after `sweep`; "{w}" is the work folder
     match: str  # regex that the one stderr line must contain
     setup: Callable[[Path], None] | None = None
+    env: tuple[tuple[str, str], ...] = ()  # extra environment variables
 
 
 RUN_OUT = ("--out", "{w}/out")
@@ -238,6 +239,11 @@ CASES = [
                         noise_matrix="noise_matrix = [" + ", ".join(
                             "[" + ", ".join("0.5" if (i == j and i == 0) else ("1.0" if i == j else "0.0")
                                             for j in range(10)) + "]" for i in range(10)) + "]")),
+    Case("env-keep-freed-memory-run", ("run", *RUN_OUT),
+         r"SWEEP_KEEP_FREED_MEMORY must be 0 \(off\) or 1 \(on, the default\), got 'no'",
+         env=(("SWEEP_KEEP_FREED_MEMORY", "no"),)),
+    Case("env-keep-freed-memory-trial", ("trial",), r"SWEEP_KEEP_FREED_MEMORY must be 0 .* got 'yes'",
+         env=(("SWEEP_KEEP_FREED_MEMORY", "yes"),)),
     # -- datasets (sweep run checks the dataset before anything starts; sweep trial before training)
     Case("data-mixed-image-sizes", ("run", "--dataset", "imagefolder:{w}/data", *RUN_OUT), r"images of mixed sizes",
          image_folder({"a": [png((8, 8))], "b": [png((9, 9))]}, {"a": [png()], "b": [png()]})),
@@ -307,7 +313,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, tmp_path: P
     if case.setup is not None:
         case.setup(work)
     argv = [a.format(w=work) for a in case.argv]
-    env = {**os.environ, "SWEEP_CACHE_DIR": str(cache_dir), "SWEEP_OFFLINE": "1"}
+    env = {**os.environ, "SWEEP_CACHE_DIR": str(cache_dir), "SWEEP_OFFLINE": "1", **dict(case.env)}
     env.pop("RAY_ADDRESS", None)
     env.pop("SWEEP_DEBUG", None)
     before = snapshot(tmp_path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import logging
 import re
+import sys
 import subprocess
 from pathlib import Path
 
@@ -182,7 +183,8 @@ def test_no_credentials_in_the_repository():
 
 
 # ---- Ray: ports on localhost ------------------------------------------------------------------
-def test_a_local_ray_binds_its_dashboard_to_localhost_and_starts_it_only_when_asked():
+def test_a_local_ray_binds_its_dashboard_to_localhost_and_starts_it_only_when_asked(monkeypatch):
+    monkeypatch.setenv("SWEEP_KEEP_FREED_MEMORY", "0")  # the allocator's worker env: tested below
     assert DASHBOARD_HOST == "127.0.0.1"
     plain = ray_init_kwargs(None, verbose=False, dashboard=False, num_cpus=2)
     assert plain == {"address": "local", "num_cpus": 2, "include_dashboard": False, "dashboard_host": "127.0.0.1",
@@ -192,9 +194,26 @@ def test_a_local_ray_binds_its_dashboard_to_localhost_and_starts_it_only_when_as
     assert asked["log_to_driver"] is True
 
 
-def test_joining_a_cluster_changes_none_of_its_settings():
+def test_joining_a_cluster_changes_none_of_its_settings(monkeypatch):
+    monkeypatch.setenv("SWEEP_KEEP_FREED_MEMORY", "0")
     assert ray_init_kwargs("ray://head:10001", verbose=False, dashboard=True, num_cpus=8) == {
         "address": "ray://head:10001", "log_to_driver": False, "logging_level": logging.ERROR}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's variables: Linux only")
+def test_workers_get_the_allocator_environment_and_nothing_else(monkeypatch):
+    for key in ("SWEEP_KEEP_FREED_MEMORY", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(key, raising=False)
+    env = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
+    for address in (None, "ray://head:10001"):
+        kwargs = ray_init_kwargs(address, verbose=False, dashboard=False, num_cpus=2)
+        assert kwargs.pop("runtime_env") == {"env_vars": env}  # a job-level env for this sweep's workers only
+        monkeypatch.setenv("SWEEP_KEEP_FREED_MEMORY", "0")
+        assert ray_init_kwargs(address, verbose=False, dashboard=False, num_cpus=2) == kwargs
+        monkeypatch.delenv("SWEEP_KEEP_FREED_MEMORY")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # a user's own setting wins
+    assert "MALLOC_ARENA_MAX" not in ray_init_kwargs(None, verbose=False, dashboard=False, num_cpus=2)[
+        "runtime_env"]["env_vars"]
 
 
 def test_connect_ray_uses_exactly_these_kwargs(monkeypatch):
