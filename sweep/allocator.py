@@ -1,4 +1,4 @@
-"""Keep freed tensor memory in the process: the largest single CPU-side speed-up of a trial.
+"""Keep freed tensor memory in the process, so CPU training steps stop page-faulting.
 
 PyTorch's CPU tensors come from the C library's ``malloc``. glibc serves blocks above its mmap
 threshold (128 KiB at start, raised dynamically up to 32 MiB) with a fresh ``mmap`` and returns them
@@ -24,7 +24,7 @@ thread of its worker process, so for sweeps :func:`worker_env` gives the same se
 environment variables that glibc reads when a worker process starts, plus one arena for all
 threads; ``sweep run`` passes them to its workers (``ray.init(runtime_env=...)``). Measured on the
 2-core CPU, blog_cnn step at batch 128 in a thread, 1 torch thread, 3 interleaved pairs: 210-213 ms
-and 8,900-11,300 page faults a step with glibc's defaults, 168-171 ms and 0-100 with these.
+and 8,300-11,300 page faults a step with glibc's defaults, 168-171 ms and 0-100 with these.
 
 ``SWEEP_KEEP_FREED_MEMORY=0`` in the environment turns both off (freed memory then goes back to
 the kernel between steps, at the cost measured above).
