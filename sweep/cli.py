@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from sweep.allocator import enabled as allocator_enabled
 from sweep.config import MODEL_NAMES, NOISE_MODES, SUBSET_MODES, TrialConfig
 
 DATASET_HELP = "digits (offline default) | cifar10 | parquet:DIR | imagefolder:DIR"
@@ -122,6 +123,7 @@ def format_trial(result) -> str:
 
 
 def _trial_command(args: argparse.Namespace) -> int:
+    allocator_enabled()  # a bad SWEEP_KEEP_FREED_MEMORY stops here, before any work
     config = TrialConfig(
         dataset=args.dataset, model=args.model, noise_mode=args.noise_mode, noise_fraction=args.noise,
         train_size=args.train_size, seed=args.seed, subset_mode=args.subset_mode,
@@ -182,10 +184,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if args.command in ("run", "trial"):
-            from sweep.allocator import enabled
-
-            enabled()  # a bad SWEEP_KEEP_FREED_MEMORY stops here, before anything is printed or started
         return int(args.handler(args) or 0)
     except (ValueError, TypeError, OSError) as exc:  # OSError: missing files, permissions, a full disk
         if os.environ.get("SWEEP_DEBUG") == "1":

@@ -218,8 +218,10 @@ def _remove_if_empty(root: str, created: str) -> None:
 def run_command(args: argparse.Namespace) -> int:
     from sweep.results import (check_writable, open_output, quarantine, remove_stale_temp_files,
                                remove_uncommitted, scan_done)
+    from sweep.allocator import enabled as allocator_enabled
     from sweep.results_guard import OutputLock, check_experiment, record_experiment
 
+    allocator_enabled()  # a bad SWEEP_KEEP_FREED_MEMORY stops here, before anything is printed or started
     spec = resolve_spec(args)
     if spec.num_trials > HUGE_GRID and not args.yes:
         raise ValueError(f"this grid has {spec.num_trials:,} trials (more than {HUGE_GRID:,}); check the spec's "
