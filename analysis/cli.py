@@ -14,7 +14,7 @@ DESCRIPTION = """\
 Turn a sweep's results folder into a report: PNG figures, CSV tables and one self-contained
 HTML page (OUT/report/index.html by default; it opens offline). It shows confusion heatmaps,
 change against the clean full-size baseline, per-class recall curves against noise and size with
-breakpoints, sensitivity rankings with bootstrap CIs, directional confusions, noise against less
+breakpoints, sensitivity rankings with confidence intervals, directional confusions, noise against less
 data and the iso-accuracy exchange rate. Sections the grid cannot support are replaced by a note.
 """
 
@@ -28,7 +28,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--to", metavar="DIR", default=None,
                         help="folder for the report (created); default OUT/report")
     parser.add_argument("--n-boot", type=int, default=1000, metavar="N",
-                        help="bootstrap resamples of the seeds for every interval and test (default 1000)")
+                        help="bootstrap resamples of the seeds for every bootstrap interval, and the most sign "
+                             "patterns the breakpoint test enumerates (an integer >= 100; default 1000)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(handler=run_report, report_prog=parser.prog)
     return parser
@@ -41,18 +42,28 @@ def run_report(args: argparse.Namespace) -> int:
     prog = getattr(args, "report_prog", "report")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # loader warnings reach the page as notes
+            warnings.simplefilter("ignore", UserWarning)  # write_report puts its warnings on the page
             index = write_report(args.out, to=args.to, n_boot=args.n_boot,
                                  progress=None if args.quiet else lambda line: print(line, flush=True))
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, OSError) as error:  # OSError: OUT unreadable, --to not a folder, ...
         print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     print(f"report: open {index}")
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what was wrong and what is allowed), exit code 2.
+
+    The same as ``sweep``'s parser; kept here so ``analysis`` does not import ``sweep``.
+    """
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="analysis", description="Analyse class-fragility sweep results.")
+    parser = OneLineParser(prog="analysis", description="Analyse class-fragility sweep results.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     register(subparsers)
     args = parser.parse_args(argv)

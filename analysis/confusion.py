@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .grid import Grid, check_frame, check_options, class_dtype, per_model, seed_mean, to_grid
+from .grid import Grid, check_frame, check_level, check_options, class_dtype, per_model, seed_mean, to_grid
 
 
 def _cell_rows(grid: Grid, m: int, ii: np.ndarray, jj: np.ndarray, pairs: int) -> pd.DataFrame:
@@ -215,6 +215,8 @@ def directional_confusions(df: pd.DataFrame, *, noise_fraction: float = 0.0, tra
         its mirror with the opposite sign near the bottom).
     """
     check_options(confidence=confidence)
+    check_level("noise_fraction", noise_fraction)
+    check_level("train_fraction", train_fraction, optional=True)
     grid = to_grid(check_frame(df))
     rates = grid.rates()
 

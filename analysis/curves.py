@@ -3,20 +3,33 @@
 Three models are fitted to the seed-mean curve by least squares: a line; a continuous
 one-breakpoint ("hinge") line ``a + b*x + d*max(0, x - c)`` with c searched on a fine grid between
 the second and the second-to-last level (so each side has two levels); and, for size, a power law
-``a + b * x**-e`` (the usual learning-curve shape). The breakpoint's CI is a percentile bootstrap
-over seeds (refit on every resample). The break is tested with a seed-level residual bootstrap of
-``T = (RSS_line - RSS_hinge) / RSS_hinge``: null curves are the fitted line plus resampled seed
-deviations, so they carry the real (correlated, heteroscedastic) seed noise. An F table would be
-wrong here: c is estimated, so the hinge is not a fixed nested model (Davies' problem).
+``a + b * x**-e`` (the usual learning-curve shape). The breakpoint's CI is an expanded percentile
+bootstrap over seeds (refit on every resample; 5 seeds or more, see ``grid.MIN_BOOT_SEEDS``).
+
+The break is tested with ``D = RSS_line - RSS_hinge`` (the squared residual the bend explains
+beyond a line) in an exact sign-flip (randomization) test over seeds. D only depends on the curve
+through its residual from the best line, ``R y`` (both fits contain every line), and the
+seed-mean curve's residual is the mean of the seeds' own residuals ``r_s = R y_s``. If the true
+curve is a line, every ``r_s`` is seed noise with mean zero; if that noise is symmetric, flipping
+the sign of any seed's ``r_s`` leaves the joint distribution unchanged, whatever the noise's
+correlation across levels or its spread per level. The p-value is the share of the 2^(S-1) sign
+patterns (D(-y) = D(y)) whose mean residual has D at least the observed one, enumerated exactly
+up to ``n_boot`` patterns and drawn at random beyond. (A scale-free ratio such as D / RSS_hinge
+would be useless here: flipping some seeds shrinks a real bend but keeps its shape.) It is exact for any number of seeds, and its smallest value is 1 / 2^(S-1): 0.25 at 3
+seeds, 0.0625 at 5, 0.031 at 6, 0.002 at 10. A bootstrap of the seeds, tried first, called about
+a fifth of straight lines bent at 3 seeds (its null has only 10 distinct values there). An F table
+would be wrong too: c is estimated, so the hinge is not a fixed nested model (Davies' problem).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
-from .grid import (Grid, check_factor, check_frame, check_options, class_dtype, format_levels, per_model, seed_mean,
-                   to_grid)
+from .grid import (MIN_BOOT_SEEDS, Grid, check_factor, check_frame, check_options, class_dtype, expanded_percentile,
+                   format_levels, per_model, seed_mean, to_grid)
 
 N_BREAKS = 41  # candidate breakpoints between the 2nd and 2nd-to-last level (plus the levels)
 EXPONENTS = np.geomspace(0.05, 3.0, 40)  # candidate power-law exponents for size
@@ -136,6 +149,19 @@ def _fit(x: np.ndarray, factor: str):
     return c, line, hinge, power
 
 
+def _sign_patterns(n_seeds: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(B, S) signs +-1 for the sign-flip test; row 0 is the observed pattern (all +1).
+
+    All 2^(S-1) patterns with the first seed's sign fixed (T is even in the curve) when that is at
+    most ``n_boot``, else the observed pattern and ``n_boot - 1`` random ones.
+    """
+    if n_seeds - 1 <= np.log2(n_boot):
+        bits = (np.arange(2 ** (n_seeds - 1))[:, None] >> np.arange(n_seeds - 1)[None]) & 1
+        return np.concatenate([np.ones((bits.shape[0], 1)), 1.0 - 2.0 * bits], axis=1)
+    random = rng.choice([-1.0, 1.0], size=(n_boot - 1, n_seeds))
+    return np.concatenate([np.ones((1, n_seeds)), random])
+
+
 def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: int = 1000,
                 confidence: float = 0.95, random_state: int = 0) -> pd.DataFrame:
     """Does each class's curve bend, where, and is the bend real? (Line vs one-breakpoint hinge.)
@@ -153,7 +179,8 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
     cells : list of (true_class, pred_class), optional, keyword-only
         Entries to fit, e.g. ``[("bird", "bird")]``; default every class's recall.
     n_boot : int, keyword-only
-        Bootstrap resamples of the seeds, for the CI and for the test (>= 100).
+        Bootstrap resamples of the seeds for the CI, and the most sign patterns the test
+        enumerates (>= 100; with more than log2(n_boot) + 1 seeds it draws n_boot at random).
     confidence : float, keyword-only
         Level of the breakpoint interval.
     random_state : int, keyword-only
@@ -164,13 +191,13 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
     pandas.DataFrame
         One row per model and entry: model, factor, class_name, pred_class (ordered categoricals;
         equal for recall), n_levels, n_seeds, slope_linear (rate change per unit of x), breakpoint
-        (x where the hinge bends), ci_low, ci_high (percentile bootstrap over seeds), slope_before,
-        slope_after (per unit of x, either side of the breakpoint), rss_linear, rss_piecewise,
-        p_value (residual-bootstrap test of line vs hinge; small = the bend is real; resolution
-        1/(n_boot+1)), power_exponent, rss_power (size only, else NaN), best_fit ("linear",
-        "piecewise" or "power", by AICc).
-        Sorted by model, p_value ascending, then class order. With one seed ci_low, ci_high and
-        p_value are NaN.
+        (x where the hinge bends), ci_low, ci_high (expanded percentile bootstrap over seeds; NaN
+        below 5 seeds), slope_before, slope_after (per unit of x, either side of the breakpoint),
+        rss_linear, rss_piecewise, p_value (exact sign-flip test of line vs hinge, see the module
+        docstring; small = the bend is real; never below 1 / 2^(S-1)), power_exponent, rss_power
+        (size only, else NaN), best_fit ("linear", "piecewise" or "power", by AICc).
+        Sorted by model, p_value ascending, then class order. With one seed p_value is NaN. Entries
+        of a class with no test examples (no recall) are left out, with a warning.
 
     Raises
     ------
@@ -182,10 +209,17 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
     grid = to_grid(check_frame(df))
     pairs = _pairs(grid, cells)
     rng = np.random.default_rng(random_state)
-    alpha = 1 - confidence
 
     def one(m: int) -> pd.DataFrame:
         x, values, _, _ = grid.metric_along(m, factor, pairs)  # (S, L, P)
+        finite = np.isfinite(values).all(axis=(0, 1))
+        if not finite.any():
+            raise ValueError("no requested entry has a rate (their classes have no test examples)")
+        if not finite.all():  # a class with no test examples has no rate (0/0)
+            names = [grid.classes[a] if a == b else f"{grid.classes[a]}->{grid.classes[b]}" for a, b in pairs[~finite]]
+            warnings.warn(f"{grid.models[m]}: {names} have no rate (no test examples of the true class), so they "
+                          "are left out of the breakpoint fits", stacklevel=3)
+        kept, values = pairs[finite], values[..., finite]
         S, L, P = values.shape
         if L < MIN_LEVELS:
             raise ValueError(f"breakpoints need at least {MIN_LEVELS} {factor} levels, the grid has {L} "
@@ -199,21 +233,24 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
         rss_hinge = rss_hinge_all[np.arange(P), best]
         coef = np.einsum("pkl,pl->pk", np.linalg.pinv(hinge[best]), y)  # a, b, d per entry
         slope_line = np.einsum("kl,pl->pk", np.linalg.pinv(line[0]), y)[:, 1]
-        scale = np.maximum(rss_hinge, 1e-12 * np.maximum(rss_line, 1e-30))
-        t_obs = (rss_line - rss_hinge) / scale
+        d_obs = rss_line - rss_hinge  # how much of the curve the bend explains beyond a line
         ci_low = ci_high = p_value = np.full(P, np.nan)
-        if S >= 2:
+        if S >= MIN_BOOT_SEEDS:
             idx = rng.integers(0, S, size=(n_boot, S))
             boot_mean = values[idx].mean(axis=1).transpose(0, 2, 1)  # (B, P, L)
             boot_c = c[_rss(hinge_r, boot_mean).argmin(axis=-1)]  # (B, P)
-            ci_low = np.percentile(boot_c, 100 * alpha / 2, axis=0)
-            ci_high = np.percentile(boot_c, 100 * (1 - alpha / 2), axis=0)
-            fitted_line = y - np.einsum("lm,pm->pl", line_r[0], y)
-            null = fitted_line[None] + (boot_mean - y[None])  # line + resampled seed deviations
+            ci_low, ci_high = expanded_percentile(boot_c, S, confidence)
+        if S >= 2:
+            signs = _sign_patterns(S, n_boot, rng)  # (B, S), the observed pattern (all +1) first
+            resid = np.einsum("lm,smp->spl", line_r[0], values)  # (S, P, L): each seed's residual from a line
+            null = np.einsum("bs,spl->bpl", signs, resid) / S  # (B, P, L)
             n_line = _rss(line_r, null)[..., 0]
             n_hinge = _rss(hinge_r, null).min(axis=-1)
-            t_null = (n_line - n_hinge) / np.maximum(n_hinge, 1e-12 * np.maximum(n_line, 1e-30))
-            p_value = (1 + (t_null >= t_obs[None] * (1 - 1e-9)).sum(axis=0)) / (n_boot + 1)
+            d_null = n_line - n_hinge
+            # The observed pattern is in the set, so p >= 1 / patterns. The tolerance keeps the observed
+            # pattern counted despite rounding (and a perfectly straight curve at p = 1).
+            tolerance = 1e-9 * np.maximum(np.abs(d_obs), 1e-30)
+            p_value = (d_null >= (d_obs - tolerance)[None]).mean(axis=0)
         exponent = rss_power = np.full(P, np.nan)
         aic = {"linear": _aicc(rss_line, L, 2), "piecewise": _aicc(rss_hinge, L, 4)}
         if power is not None:
@@ -224,7 +261,7 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
         names = list(aic)
         best_fit = np.asarray(names)[np.argmin(np.stack([aic[n] for n in names]), axis=0)]
         return pd.DataFrame({
-            "model": grid.models[m], "factor": factor, "class_name": pairs[:, 0], "pred_class": pairs[:, 1],
+            "model": grid.models[m], "factor": factor, "class_name": kept[:, 0], "pred_class": kept[:, 1],
             "n_levels": L, "n_seeds": S, "slope_linear": slope_line, "breakpoint": c[best],
             "ci_low": ci_low, "ci_high": ci_high, "slope_before": coef[:, 1], "slope_after": coef[:, 1] + coef[:, 2],
             "rss_linear": rss_line, "rss_piecewise": rss_hinge, "p_value": p_value,

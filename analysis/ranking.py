@@ -9,11 +9,14 @@ It is computed per seed (paired with that seed's own baseline), then summarized 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .grid import Grid, check_factor, check_frame, check_options, class_dtype, per_model, to_grid
+from .grid import (MIN_BOOT_SEEDS, Grid, check_factor, check_frame, check_options, class_dtype, expanded_percentile,
+                   per_model, seed_mean, to_grid)
 
 POWER = 0.8  # power of the paired test assumed by seeds_to_separate_next
 N_SPLITS = 200  # random seed half-splits for rank_tau_halves
@@ -58,6 +61,19 @@ def _half_split_tau(per_seed: np.ndarray, rng: np.random.Generator) -> float:
     return float(np.nanmean(kendall_tau(first, second)))
 
 
+def classes_with_recall(per_seed: np.ndarray, grid: Grid, m: int, what: str) -> np.ndarray:
+    """Indices of the classes whose per-seed values (S, K) are finite; warns about the others.
+
+    A class with no test examples has no recall (0/0) in any trial; it cannot be ranked or fitted.
+    """
+    finite = np.isfinite(per_seed).all(axis=0)
+    if not finite.all():
+        names = [grid.classes[k] for k in np.flatnonzero(~finite)]
+        warnings.warn(f"{grid.models[m]}: class(es) {names} have no recall (no test examples), so they are left "
+                      f"out of {what}", stacklevel=3)
+    return np.flatnonzero(finite)
+
+
 def _boot(per_seed: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     S = per_seed.shape[0]
     if S < 2:
@@ -79,11 +95,11 @@ def sensitivity_ranking(df: pd.DataFrame, *, factor: str = "noise", n_boot: int 
         The confusion table from :func:`load_results` (one experiment).
     factor : {"noise", "size"}, keyword-only
     n_boot : int, keyword-only
-        Bootstrap resamples of the seeds (>= 100).
+        Bootstrap resamples of the seeds, for the rank intervals (>= 100).
     confidence : float, keyword-only
         Level of every interval, in (0, 1).
     random_state : int, keyword-only
-        Seed of the bootstrap; the same value gives the same table.
+        Seed of the bootstrap and of the half-splits; the same value gives the same table.
 
     Returns
     -------
@@ -91,14 +107,16 @@ def sensitivity_ranking(df: pd.DataFrame, *, factor: str = "noise", n_boot: int 
         One row per model and class: model, factor, class_name (ordered categorical), n_seeds,
         baseline_recall, end_recall (recall at the far end of the range: the highest noise or the
         smallest train fraction), sensitivity (mean recall lost over the range), se (over seeds),
-        ci_low, ci_high (percentile bootstrap over seeds), rank (1 = most sensitive),
-        rank_ci_low, rank_ci_high (percentile bootstrap of the rank), p_vs_next (paired t-test
-        against the class ranked just below), seeds_to_separate_next (seeds a paired test at level
-        1 - confidence needs for 80 % power to tell this class from the next, given the observed gap
-        and spread; NaN for the last), rank_tau_halves (the model's rank stability: mean Kendall tau
-        between the rankings of two random halves of the seeds over 200 splits; repeated on every
-        row of the model; NaN below 4 seeds).
-        Sorted by model, then rank. With one seed every interval, p and tau are NaN.
+        ci_low, ci_high (t-interval over the per-seed sensitivities), rank (1 = most sensitive),
+        rank_ci_low, rank_ci_high (expanded percentile bootstrap of the rank over seeds; NaN below
+        5 seeds, see ``grid.MIN_BOOT_SEEDS``), p_vs_next (paired t-test against the class ranked
+        just below), seeds_to_separate_next (seeds a paired test at level 1 - confidence needs for
+        80 % power to tell this class from the next, given the observed gap and spread; NaN for the
+        last), rank_tau_halves (the model's rank stability: mean Kendall tau between the rankings
+        of two random halves of the seeds over 200 splits; repeated on every row of the model; NaN
+        below 4 seeds).
+        Sorted by model, then rank. With one seed every interval, p and tau are NaN. A class with
+        no test examples has no recall: it is left out, with a warning.
 
     Raises
     ------
@@ -110,35 +128,34 @@ def sensitivity_ranking(df: pd.DataFrame, *, factor: str = "noise", n_boot: int 
     grid = to_grid(check_frame(df))
     rng = np.random.default_rng(random_state)
     alpha = 1 - confidence
-    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
 
     def one(m: int) -> pd.DataFrame:
         x, recall, base, seeds = recall_along(grid, m, factor)
-        per_seed = per_seed_sensitivity(x, recall, base)  # (S, K)
+        per_seed = per_seed_sensitivity(x, recall, base)
+        classes = classes_with_recall(per_seed, grid, m, "the ranking")
+        recall, per_seed = recall[..., classes], per_seed[:, classes]  # (S, L, K), (S, K) over the kept classes
         S, K = per_seed.shape
-        point = per_seed.mean(axis=0)
-        boot = _boot(per_seed, n_boot, rng)
+        summary = seed_mean(per_seed, axis=0, confidence=confidence)
+        point = summary["mean"]
         rank = _ranks(point)
         order = np.argsort(rank)
-        boot_rank = _ranks(boot)
+        boot_rank = _ranks(_boot(per_seed, n_boot, rng)) if S >= MIN_BOOT_SEEDS else np.full((1, K), np.nan)
+        rank_low, rank_high = expanded_percentile(boot_rank, S, confidence)
         end = 0 if factor == "size" else -1
         frame = pd.DataFrame({
-            "model": grid.models[m], "factor": factor, "class_name": np.arange(K), "n_seeds": S,
+            "model": grid.models[m], "factor": factor, "class_name": classes, "n_seeds": S,
             "baseline_recall": recall[:, base].mean(axis=0), "end_recall": recall[:, end].mean(axis=0),
-            "sensitivity": point,
-            "se": per_seed.std(axis=0, ddof=1) / np.sqrt(S) if S > 1 else np.nan,
-            "ci_low": np.percentile(boot, q[0], axis=0), "ci_high": np.percentile(boot, q[1], axis=0),
-            "rank": rank,
-            "rank_ci_low": np.percentile(boot_rank, q[0], axis=0) if S > 1 else np.nan,
-            "rank_ci_high": np.percentile(boot_rank, q[1], axis=0) if S > 1 else np.nan,
+            "sensitivity": point, "se": summary["se"], "ci_low": summary["ci_low"], "ci_high": summary["ci_high"],
+            "rank": rank, "rank_ci_low": rank_low, "rank_ci_high": rank_high,
         }).iloc[order]
         gap = per_seed[:, order[:-1]] - per_seed[:, order[1:]]  # (S, K-1), this class minus the next
         p_next = np.full(K, np.nan)
         need = np.full(K, np.nan)
-        if S > 1:
+        if S > 1 and K > 1:
             mean, sd = gap.mean(axis=0), gap.std(axis=0, ddof=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 t = mean / (sd / np.sqrt(S))
+                # sd 0: every seed shows the same gap; p is 1 for no gap and 0 for a gap.
                 p_next[:-1] = np.where(sd > 0, 2 * stats.t.sf(np.abs(t), S - 1), np.where(mean == 0, 1.0, 0.0))
                 z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)
                 need[:-1] = np.maximum(2, np.ceil((z * sd / np.abs(mean)) ** 2))
@@ -161,10 +178,11 @@ def model_comparison(df: pd.DataFrame, *, factor: str = "noise", n_boot: int = 2
     Returns
     -------
     pandas.DataFrame
-        One row per pair of models: factor, model_a, model_b, n_classes, kendall_tau (tau-b between
+        One row per pair of models: factor, model_a, model_b, n_classes (classes with recall in both
+        models), n_seeds (the smaller of the two models' seed counts), kendall_tau (tau-b between
         the two models' sensitivities; 1 = same order, 0 = unrelated, -1 = reversed), ci_low, ci_high
-        (percentile bootstrap, each model's seeds resampled independently), top_class_a, top_class_b
-        (each model's most sensitive class), same_top (bool).
+        (expanded percentile bootstrap, each model's seeds resampled independently; NaN below 5
+        seeds), top_class_a, top_class_b (each model's most sensitive class), same_top (bool).
         Sorted by model_a, model_b (in the models' order).
 
     Raises
@@ -182,24 +200,30 @@ def model_comparison(df: pd.DataFrame, *, factor: str = "noise", n_boot: int = 2
             x, recall, base, _ = recall_along(grid, m, factor)
         except ValueError:
             continue
-        per_seed = per_seed_sensitivity(x, recall, base)
-        fitted[name] = (per_seed.mean(axis=0), _boot(per_seed, n_boot, rng))
+        fitted[name] = per_seed_sensitivity(x, recall, base)  # (S, K)
     if len(fitted) < 2:
         raise ValueError(f"model_comparison needs at least 2 models with a baseline and 2 {factor} levels; "
                          f"usable: {sorted(fitted) or 'none'} of {list(grid.models)}")
-    alpha = 1 - confidence
     rows = []
     names = list(fitted)
     for a_i, a in enumerate(names):
         for b in names[a_i + 1 :]:
-            (pa, ba), (pb, bb) = fitted[a], fitted[b]
-            taus = kendall_tau(ba, bb)
+            sa, sb = fitted[a], fitted[b]
+            # Classes without recall in either model (no test examples) cannot be compared.
+            common = np.flatnonzero(np.isfinite(sa).all(axis=0) & np.isfinite(sb).all(axis=0))
+            sa, sb = sa[:, common], sb[:, common]
+            pa, pb = sa.mean(axis=0), sb.mean(axis=0)
+            n_seeds = min(len(sa), len(sb))
+            low = high = np.nan
+            if n_seeds >= MIN_BOOT_SEEDS and common.size >= 2:
+                taus = kendall_tau(_boot(sa, n_boot, rng), _boot(sb, n_boot, rng))
+                low, high = (float(v) for v in expanded_percentile(taus, n_seeds, confidence))
             rows.append({
-                "factor": factor, "model_a": a, "model_b": b, "n_classes": len(pa),
-                "kendall_tau": float(kendall_tau(pa, pb)),
-                "ci_low": np.nanpercentile(taus, 100 * alpha / 2) if np.isfinite(taus).any() else np.nan,
-                "ci_high": np.nanpercentile(taus, 100 * (1 - alpha / 2)) if np.isfinite(taus).any() else np.nan,
-                "top_class_a": grid.classes[int(np.argmax(pa))], "top_class_b": grid.classes[int(np.argmax(pb))],
+                "factor": factor, "model_a": a, "model_b": b, "n_classes": int(common.size),
+                "n_seeds": n_seeds, "kendall_tau": float(kendall_tau(pa, pb)) if common.size >= 2 else np.nan,
+                "ci_low": low, "ci_high": high,
+                "top_class_a": grid.classes[common[np.argmax(pa)]] if common.size else None,
+                "top_class_b": grid.classes[common[np.argmax(pb)]] if common.size else None,
             })
     frame = pd.DataFrame(rows)
     frame["same_top"] = frame["top_class_a"] == frame["top_class_b"]

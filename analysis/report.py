@@ -23,7 +23,7 @@ import pandas as pd
 from . import figures
 from .confusion import directional_confusions, directional_trends, mean_confusion, relative_confusion
 from .curves import breakpoints, class_curves
-from .grid import to_grid
+from .grid import MIN_BOOT_SEEDS, check_options, to_grid
 from .load import load_results
 from .ranking import class_table, model_comparison, sensitivity_ranking
 from .tradeoffs import exchange_rate, noise_vs_reduction
@@ -45,7 +45,12 @@ class _Page:
         self.parts.append(f"<p class='{cls}'>{html.escape(text)}</p>")
 
     def note(self, text: str) -> None:
+        """A section, or part of one, that the grid cannot support."""
         self.p(f"Not shown: {text}", "note")
+
+    def remark(self, text: str) -> None:
+        """Something the reader should know about a section that is shown."""
+        self.p(f"Note: {text}", "note")
 
     def figure(self, fig, name: str, caption: str) -> None:
         path = self.out / f"{name}.png"
@@ -79,13 +84,16 @@ class _Page:
 
 
 def _try(page: _Page, what: str, action: Callable[[], None]) -> None:
-    """Run one section; a ValueError (the grid cannot support it) becomes a visible note."""
+    """Run one section; a ValueError (the grid cannot support it) becomes a visible note, and the
+    analysis functions' own warnings (a model or class left out, and why) become remarks."""
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+            warnings.simplefilter("always", UserWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's NaN arithmetic: the NaN already says it
             action()
         for w in caught:
-            page.note(f"{what}: {w.message}")
+            if issubclass(w.category, UserWarning):
+                page.remark(f"{what}: {w.message}")
     except ValueError as error:
         page.note(f"{what}: {error}")
 
@@ -108,16 +116,22 @@ def write_report(results_path: str | os.PathLike, *, to: str | os.PathLike | Non
     Raises
     ------
     FileNotFoundError, ValueError, TypeError
-        Bad results (see :func:`load_results`), a table with several experiments, or no model with a
-        baseline cell. Nothing is written in that case.
+        Bad results (see :func:`load_results`), a table with several experiments, no model with a
+        baseline cell, or ``n_boot`` not an integer >= 100. Nothing is written in that case.
     """
+    check_options(confidence=0.95, n_boot=n_boot)  # before any work, so a bad value is one clear error
     say = progress or (lambda text: None)
     if to is None:
         if "://" in os.fspath(results_path):
             raise ValueError(f"results at {os.fspath(results_path)} are not local; pass to=DIR for the report")
         to = Path(results_path) / "report"
+    if Path(to).exists() and not Path(to).is_dir():
+        raise ValueError(f"the report folder {os.fspath(to)} exists and is not a folder; pass a folder (created if "
+                         "missing)")
     say(f"report: loading {os.fspath(results_path)}")
-    df = load_results(results_path)
+    with warnings.catch_warnings(record=True) as load_warnings:
+        warnings.simplefilter("always", UserWarning)
+        df = load_results(results_path)
     grid = to_grid(df)
     baselines = {}
     for m, model in enumerate(grid.models):
@@ -132,6 +146,9 @@ def write_report(results_path: str | os.PathLike, *, to: str | os.PathLike | Non
     page = _Page(out, say)
     page.step(f"{len(df):,} confusion rows, {int(grid.present.sum()):,} trials loaded")
     _overview(page, grid, baselines)
+    for w in load_warnings:  # what the loader left out or could not check
+        if issubclass(w.category, UserWarning):
+            page.remark(f"loading: {w.message}")
     _matrices(page, df, grid, baselines)
     _curves_and_rankings(page, df, grid, n_boot)
     _directions_and_tradeoffs(page, df, grid, n_boot)
@@ -216,7 +233,7 @@ def _curves_and_rankings(page: _Page, df, grid, n_boot: int) -> None:
                 part = curves[curves["model"] == model]
                 breaks = state.get("breaks")
                 breaks = None if breaks is None else breaks[breaks["model"] == model]
-                n = int(part["n_seeds"].min())
+                n = int(part["n_seeds"].max())  # a class without test examples counts 0 seeds
                 fig = figures.class_curves_figure(part, breaks, factor,
                                                   f"{model}: recall against {word}, mean and 95 % CI over {n} seeds; "
                                                   "dashed = significant breakpoint (p < 0.05) with its CI")
@@ -229,22 +246,30 @@ def _curves_and_rankings(page: _Page, df, grid, n_boot: int) -> None:
         def ranking_section(factor=factor, word=word):
             ranking = rankings[factor] = sensitivity_ranking(df, factor=factor, n_boot=n_boot)
             page.p("Sensitivity = mean recall lost from baseline over the tested range (area under the drop "
-                   "curve divided by its width), per seed, then averaged; CI and rank CI by bootstrap over seeds; "
-                   "rank_tau_halves = Kendall tau between rankings from two halves of the seeds.")
+                   "curve divided by its width), per seed, then averaged; CI = t-interval over seeds; rank CI = "
+                   f"expanded percentile bootstrap over seeds (from {MIN_BOOT_SEEDS} seeds); rank_tau_halves = "
+                   "Kendall tau between rankings from two halves of the seeds.")
             for model in ranking["model"].unique():
                 part = ranking[ranking["model"] == model]
                 fig = figures.forest_figure(part, label="class_name", value="sensitivity", low="ci_low",
                                             high="ci_high", xlabel="mean recall lost over the range (recall units)",
                                             title=f"{model}: sensitivity to {word}, most sensitive on top "
-                                                  f"({int(part['n_seeds'].iloc[0])} seeds, 95 % bootstrap CI)")
+                                                  f"({int(part['n_seeds'].iloc[0])} seeds, 95 % t-interval)")
                 page.figure(fig, f"ranking_{factor}_{model}", f"Sensitivity ranking, {word}, {model}.")
             page.table(ranking, f"ranking_{factor}", f"Sensitivity ranking against {word}.")
 
         _try(page, f"ranking against {word}", ranking_section)
         if "breaks" in state:
             page.h(3, f"Breakpoints against {word}")
+            seeds = int(state["breaks"]["n_seeds"].min())
+            if 2 <= seeds < 6:
+                page.remark(f"with {seeds} seeds the break test's smallest possible p-value is "
+                            f"1/2^{seeds - 1} = {0.5 ** (seeds - 1):.3g}, so no bend can reach p < 0.05; "
+                            "6 seeds or more can")
             page.table(state["breaks"], f"breakpoints_{factor}",
-                       "Line vs one-breakpoint fit per class; p_value tests whether the bend is real.")
+                       "Line vs one-breakpoint fit per class; p_value: exact sign-flip test over seeds of whether "
+                       "the bend is real; breakpoint CI by expanded percentile bootstrap over seeds "
+                       f"(from {MIN_BOOT_SEEDS} seeds).")
     if len(grid.models) > 1:
         page.h(2, "Does the ranking depend on the model?")
         for factor in ("noise", "size"):

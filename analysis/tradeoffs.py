@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .grid import Grid, format_levels, check_frame, check_options, class_dtype, per_model, seed_mean, to_grid
+from .grid import (MIN_BOOT_SEEDS, Grid, check_frame, check_level, check_options, class_dtype, expanded_percentile, format_levels,
+                   per_model, seed_mean, to_grid)
 
 
 def _recall(grid: Grid) -> np.ndarray:
@@ -73,6 +74,7 @@ def noise_vs_reduction(df: pd.DataFrame, *, fraction: float | None = None, confi
         When no x is on both axes (the message lists both axes), or ``fraction`` is not one of them.
     """
     check_options(confidence=confidence)
+    check_level("fraction", fraction, optional=True)
     grid = to_grid(check_frame(df))
     recall = _recall(grid)
 
@@ -143,14 +145,15 @@ def exchange_rate(df: pd.DataFrame, *, n_boot: int = 1000, confidence: float = 0
     df : pandas.DataFrame
         The confusion table from :func:`load_results` (one experiment).
     n_boot, confidence, random_state : keyword-only
-        Percentile bootstrap over seeds (both curves resampled with the same seeds).
+        Expanded percentile bootstrap over seeds (both curves resampled with the same seeds).
 
     Returns
     -------
     pandas.DataFrame
         model, class_name (ordered categorical), noise_fraction, train_fraction, train_size, n_seeds,
         recall (seed mean at the noisy cell), clean_equivalent_fraction (f0), ci_low, ci_high
-        (bootstrap interval of f0; NaN where fewer than half the resamples fall inside the grid),
+        (bootstrap interval of f0; NaN below 5 seeds and where fewer than half the resamples fall
+        inside the grid),
         exchange_rate (train_fraction / f0), note ("ok", "below grid": worse than the smallest clean
         size, "above grid": no worse than the full clean size).
         Sorted by model, class_name, noise_fraction, train_fraction (descending).
@@ -164,7 +167,6 @@ def exchange_rate(df: pd.DataFrame, *, n_boot: int = 1000, confidence: float = 0
     grid = to_grid(check_frame(df))
     recall = _recall(grid)
     rng = np.random.default_rng(random_state)
-    alpha = 1 - confidence
 
     def one(m: int) -> pd.DataFrame:
         _, jj_clean = grid.axis(m, "size")[1:3]
@@ -182,13 +184,15 @@ def exchange_rate(df: pd.DataFrame, *, n_boot: int = 1000, confidence: float = 0
             clean_mean = np.nanmean(clean, axis=0).T  # (K, F0)
             noisy_mean = np.nanmean(noisy, axis=1)  # (C, K)
             f0 = _invert(clean_mean[None], fracs, noisy_mean)  # (C, K)
-            idx = rng.integers(0, S, size=(n_boot, S))
-            boot_clean = np.nanmean(clean[idx], axis=1).transpose(0, 2, 1)  # (B, K, F0)
-            boot_noisy = np.nanmean(noisy[:, idx], axis=2).transpose(1, 0, 2)  # (B, C, K)
-            boot = _invert(boot_clean[:, None], fracs, boot_noisy)  # (B, C, K)
-            enough = np.isfinite(boot).mean(axis=0) >= 0.5
-            low = np.where(enough, np.nanpercentile(boot, 100 * alpha / 2, axis=0), np.nan)
-            high = np.where(enough, np.nanpercentile(boot, 100 * (1 - alpha / 2), axis=0), np.nan)
+            low = high = np.full(f0.shape, np.nan)
+            if S >= MIN_BOOT_SEEDS:
+                idx = rng.integers(0, S, size=(n_boot, S))
+                boot_clean = np.nanmean(clean[idx], axis=1).transpose(0, 2, 1)  # (B, K, F0)
+                boot_noisy = np.nanmean(noisy[:, idx], axis=2).transpose(1, 0, 2)  # (B, C, K)
+                boot = _invert(boot_clean[:, None], fracs, boot_noisy)  # (B, C, K)
+                enough = np.isfinite(boot).mean(axis=0) >= 0.5
+                low, high = expanded_percentile(boot, S, confidence)
+                low, high = np.where(enough, low, np.nan), np.where(enough, high, np.nan)
         C, K = f0.shape
         note = np.where(np.isfinite(f0), "ok",
                         np.where(noisy_mean < clean_mean[:, 0][None], "below grid", "above grid"))

@@ -9,7 +9,7 @@ from analysis import SyntheticSpec, load_results, synthetic_results, write_synth
 # Small grid, four classes: fast enough for every property and report test.
 SMALL = dict(classes=("ant", "bee", "cat", "dog"), collapse_class="bee", noise_hurts_class=None,
              data_hungry_class=None, flat_classes=("ant",), confusion_pair=("cat", "dog"),
-             noise_fractions=(0.0, 0.2, 0.4, 0.6, 0.8), train_fractions=(1.0, 0.8, 0.6, 0.4, 0.2), n_seeds=4,
+             noise_fractions=(0.0, 0.2, 0.4, 0.6, 0.8), train_fractions=(1.0, 0.8, 0.6, 0.4, 0.2), n_seeds=5,
              test_per_class=200)
 
 
@@ -23,6 +23,12 @@ def planted():
 @pytest.fixture(scope="session")
 def small():
     return synthetic_results(SyntheticSpec(**SMALL))[0]
+
+
+@pytest.fixture(scope="session")
+def small_spec():
+    """SMALL as a dict, for tests that vary it (seeds, models)."""
+    return dict(SMALL)
 
 
 @pytest.fixture(scope="session")
