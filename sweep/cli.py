@@ -1,8 +1,10 @@
 """The ``sweep`` command line: ``trial``, ``run``, ``status``, ``report``.
 
 Bad input (ValueError, TypeError, a missing file) becomes one line on stderr and exit code 2,
-with no traceback; set SWEEP_DEBUG=1 to see the traceback. Heavy imports (torch, Ray) happen
-inside the handlers, so ``sweep --help`` is instant.
+with no traceback; set SWEEP_DEBUG=1 to see the traceback. A reader that leaves early
+(``sweep trial | head -1``) is not an error: the rest of the output is discarded quietly and the
+exit code is 0, as the work itself succeeded. Heavy imports (torch, Ray) happen inside the
+handlers, so ``sweep --help`` is instant.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -50,16 +53,32 @@ def read_matrix(path: str) -> tuple[tuple[float, ...], ...]:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"noise matrix file {path!r} does not exist")
+    allowed = "it must hold a K x K row-stochastic matrix (2-D numbers, one row per true class)"
     try:
         if file.suffix == ".json":
             matrix = np.asarray(json.loads(file.read_text()), dtype=float)
         elif file.suffix == ".npy":
-            matrix = np.load(file, allow_pickle=False)
+            matrix = np.asarray(np.load(file, allow_pickle=False), dtype=float)
         else:
-            matrix = np.loadtxt(file, delimiter="," if "," in file.read_text() else None, ndmin=2)
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise ValueError(f"noise matrix file {path!r} is not a numeric K x K matrix: {exc}") from None
-    return tuple(tuple(float(v) for v in row) for row in np.atleast_2d(matrix))
+            with warnings.catch_warnings():  # an empty file warns before it fails: keep the error one line
+                warnings.simplefilter("ignore")
+                matrix = np.loadtxt(file, delimiter="," if "," in file.read_text() else None, ndmin=2)
+    except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"noise matrix file {path!r} is not a numeric matrix ({' '.join(str(exc).split())}); "
+                         f"{allowed}") from None
+    if matrix.ndim != 2 or matrix.size == 0:
+        held = "no numbers" if matrix.size == 0 else f"a {matrix.ndim}-D array of shape {matrix.shape}"
+        raise ValueError(f"noise matrix file {path!r} holds {held}; {allowed}")
+    return tuple(tuple(float(v) for v in row) for row in matrix)
+
+
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" only where the help does not state its default already and X is not None."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _add_trial_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -71,7 +90,7 @@ def _add_trial_parser(subparsers: argparse._SubParsersAction) -> None:
             "confusion matrix on the untouched test split. Runs on CUDA when available, else CPU. "
             "Nothing is written to disk except the decoded-dataset cache."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsHelpFormatter,
     )
     p.add_argument("--dataset", default="digits", help=DATASET_HELP)
     p.add_argument("--model", default="blog_cnn", choices=MODEL_NAMES, help="model to train")
@@ -86,14 +105,19 @@ def _add_trial_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--subset-mode", default="random", choices=SUBSET_MODES, help="how the reduced training set is drawn")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="integer >= 0; drives subset, noise, init and batch order")
     p.add_argument("--epochs", type=int, metavar="E", help="passes over the training subset, >= 1 (default: the model's recipe)")
-    p.add_argument("--batch-size", type=int, metavar="B", help="examples per step, >= 1 (default: the model's recipe)")
+    p.add_argument("--batch-size", type=int, metavar="B",
+                   help="examples per step, >= 1; >= 2 for the BatchNorm models fast_cnn and resnet18 "
+                        "(default: the model's recipe)")
     p.add_argument("--lr", type=float, metavar="LR", help="peak learning rate, > 0 (default: the model's recipe)")
     p.add_argument("--weight-decay", type=float, metavar="WD", help="L2 coefficient, >= 0 (default: the model's recipe)")
     p.add_argument("--augment", choices=("on", "off"), help="random crop + flip (default: on, off for digits)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
     p.add_argument("--threads", type=int, default=None, metavar="T",
-                   help="torch CPU threads, >= 1 (default: all cores)")
-    p.add_argument("--data-dir", metavar="DIR", help="where torchvision datasets live (default: $SWEEP_DATA_DIR or ~/.cache)")
+                   help="torch CPU threads, >= 1 (default: torch's own, one per physical core unless "
+                        "$OMP_NUM_THREADS says otherwise)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="where torchvision datasets live (default: $SWEEP_DATA_DIR or "
+                        "~/.cache/class-fragility-sweep/torchvision)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout instead of the summary")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress on stderr")
     p.set_defaults(handler=_trial_command)
@@ -134,10 +158,12 @@ def _trial_command(args: argparse.Namespace) -> int:
         device=args.device, num_threads=args.threads, data_dir=args.data_dir,
     )
     from sweep.datasets import load_dataset
-    from sweep.trial import prepare_labels, run_trial
+    from sweep.trial import prepare_labels, resolve_device, run_trial
 
+    resolve_device(config.device)  # 'cuda' without CUDA fails here, before any output
     dataset = load_dataset(config.dataset, data_dir=config.data_dir)
-    prepare_labels(config, dataset)  # bad sizes, pairs or matrices fail here, before any output
+    # Bad sizes, pairs or matrices, and a model that cannot take the images, fail here, before any output.
+    prepare_labels(config, dataset)
 
     def on_epoch(epoch: int, epochs: int, loss: float, seconds: float) -> None:
         print(f"  epoch {epoch}/{epochs}  train loss {loss:.4f}  {seconds:.1f} s", file=sys.stderr, flush=True)
@@ -146,7 +172,7 @@ def _trial_command(args: argparse.Namespace) -> int:
         print(f"training {config.model} on {config.dataset} (trial {config.trial_id}) ...", file=sys.stderr, flush=True)
     result = run_trial(config, dataset, on_epoch=None if (args.quiet or args.json) else on_epoch)
     if args.json:
-        print(json.dumps(result.to_json()))
+        print(json.dumps(result.to_json(), allow_nan=False))
     else:
         print(format_trial(result))
     return 0
@@ -184,16 +210,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a reader that left shows up here, not at interpreter exit
+        return code
+    except BrokenPipeError:  # before OSError, its base class. `sweep trial | head -1`: the reader left
+        # Python flushes stdout again at exit; point it at devnull so that flush cannot fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
     except (ValueError, TypeError, OSError) as exc:  # OSError: missing files, permissions, a full disk
         if os.environ.get("SWEEP_DEBUG") == "1":
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"sweep {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # e.g. `sweep trial | head`: the reader left, nothing to report
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     except KeyboardInterrupt:
         print(f"sweep {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 MODEL_NAMES = ("blog_cnn", "fast_cnn", "resnet18")  # built by sweep.models.build_model
+# Models with BatchNorm layers: a training batch of one example has no batch statistics to normalize by.
+BATCHNORM_MODELS = ("fast_cnn", "resnet18")
 NOISE_MODES = ("shuffle", "symmetric", "pairs", "matrix")
 SUBSET_MODES = ("random", "stratified")
 DEVICES = ("auto", "cpu", "cuda")
@@ -45,6 +47,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_finite_number(value: Any) -> bool:
+    """An int, or a float that is neither NaN nor infinite."""
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     """Everything that defines one trial. Validated once, here; immutable afterwards."""
@@ -61,17 +68,17 @@ class TrialConfig:
     train_size: int | float | None = None
     # Grid axis, not a random draw: every random stream of the trial derives from it. Integer >= 0.
     seed: int = 0
-    # How the training subset is drawn: "random" | "stratified" (class shares kept within +-1 example).
+    # How the training subset is drawn: "random" | "stratified" (class shares kept, see sweep.subsets).
     subset_mode: str = "random"
-    # For noise_mode="pairs": (source class, target class) flips; None = CIFAR-10's customary pairs.
+    # For noise_mode="pairs": (source class, target class) flips, at least one; None = CIFAR-10's customary pairs.
     noise_pairs: tuple[tuple[str, str], ...] | None = None
     # For noise_mode="matrix": K x K row-stochastic transition matrix, row = true class.
     noise_matrix: tuple[tuple[float, ...], ...] | None = None
     # Recipe overrides; None keeps the model's documented default (sweep.models.RECIPES).
     epochs: int | None = None  # passes over the training subset, >= 1
-    batch_size: int | None = None  # examples per optimizer step, >= 1
-    lr: float | None = None  # peak learning rate, > 0
-    weight_decay: float | None = None  # L2 coefficient, >= 0
+    batch_size: int | None = None  # examples per optimizer step, >= 1 (>= 2 for BATCHNORM_MODELS)
+    lr: float | None = None  # peak learning rate, finite, > 0
+    weight_decay: float | None = None  # L2 coefficient, finite, >= 0
     augment: bool | None = None  # random crop + flip on the device; None = dataset default
     # Resources: not part of the trial's identity.
     device: str = "auto"  # "auto" (CUDA when present, else CPU) | "cpu" | "cuda"
@@ -125,6 +132,12 @@ class TrialConfig:
         return json.loads(json.dumps(asdict(self)))
 
 
+def batchnorm_message(model: str, got: str) -> str:
+    """The error for a BatchNorm model whose training batches would hold one example."""
+    return (f"{model} has BatchNorm layers and needs at least 2 examples per batch; got {got} "
+            "(allowed: >= 2, or model blog_cnn, which has no BatchNorm)")
+
+
 def _validate(c: TrialConfig) -> None:
     if not isinstance(c.dataset, str) or not c.dataset:
         raise TypeError(f"dataset must be a non-empty string, got {c.dataset!r}")
@@ -156,6 +169,9 @@ def _validate(c: TrialConfig) -> None:
     if c.noise_pairs is not None and c.noise_mode != "pairs":
         raise ValueError(f"noise_pairs is only used with noise_mode 'pairs', got noise_mode {c.noise_mode!r}")
     if c.noise_pairs is not None:
+        if len(c.noise_pairs) == 0:
+            raise ValueError(f"noise_pairs must name at least one source:target pair, got {list(c.noise_pairs)}; "
+                             "leave it unset for CIFAR-10's customary pairs")
         for pair in c.noise_pairs:
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
                 raise ValueError(f"noise_pairs entries must be (source, target) pairs, got {pair!r}")
@@ -163,10 +179,19 @@ def _validate(c: TrialConfig) -> None:
         value = getattr(c, name)
         if value is not None and (not _is_int(value) or value < low):
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if c.lr is not None and (not _is_number(c.lr) or not c.lr > 0):
-        raise ValueError(f"lr must be a number > 0, got {c.lr!r}")
-    if c.weight_decay is not None and (not _is_number(c.weight_decay) or c.weight_decay < 0):
-        raise ValueError(f"weight_decay must be a number >= 0, got {c.weight_decay!r}")
+    if c.model in BATCHNORM_MODELS:  # a fraction that selects one example is caught by sweep.trial.prepare_labels
+        for name in ("train_size", "batch_size"):
+            value = getattr(c, name)
+            if _is_int(value) and value == 1:
+                raise ValueError(batchnorm_message(c.model, f"{name} 1"))
+    for name, low, bound in (("lr", "> 0", lambda v: v > 0), ("weight_decay", ">= 0", lambda v: v >= 0)):
+        value = getattr(c, name)
+        if value is None:
+            continue
+        if _is_number(value) and not _is_finite_number(value):  # NaN passes no comparison; inf passes "> 0"
+            raise ValueError(f"{name} must be a finite number {low}, got {value!r}")
+        if not _is_number(value) or not bound(value):
+            raise ValueError(f"{name} must be a number {low}, got {value!r}")
     if c.augment is not None and not isinstance(c.augment, bool):
         raise TypeError(f"augment must be true, false or unset, got {c.augment!r}")
     if c.device not in DEVICES:

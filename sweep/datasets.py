@@ -45,7 +45,8 @@ import numpy as np
 from sweep import image_decode
 
 SPEC_FORMS = ("digits", "cifar10", "parquet:DIR", "imagefolder:DIR")
-CACHE_FORMAT = 1  # part of every source identity: bump when decoding changes, to retire old caches
+CACHE_FORMAT = 2  # part of every source identity: bump when decoding changes, to retire old caches
+# (2: 16-bit grayscale scaled to 8 bits instead of clipped; integer labels must leave no class empty)
 DEFAULT_CACHE_DIR = "~/.cache/class-fragility-sweep"
 DIGITS_TEST_SHARE = 0.25  # of each class, rounded to the nearest image (halves up)
 

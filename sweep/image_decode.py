@@ -3,9 +3,14 @@
 Used by :mod:`sweep.datasets` for ``parquet:DIR`` and ``imagefolder:DIR``: reads the sources,
 turns labels into class indices and returns the fields of an ``ImageDataset`` (caching and
 validation of the result stay in :mod:`sweep.datasets`). Every image is decoded
-to 8-bit grayscale (modes 1, L, LA, I, I;16, F) or to RGB (everything else; alpha is dropped).
-A split is one channel only when every image in it is grayscale; otherwise grayscale images are
-repeated into three channels, so a split always has one consistent (C, H, W).
+to 8-bit grayscale (Pillow modes 1, L, LA and the 16-bit I;16 family) or to RGB (everything else;
+alpha is dropped). 16-bit grayscale values v become round(v / 257), so 0 -> 0 and 65535 -> 255,
+and an 8-bit value x stored in 16 bits (v = 257 * x) comes back exactly as x. Modes I (32-bit
+integer) and F (32-bit float) have no fixed value range to map onto 0..255 and are rejected; the
+one exception is a 16-bit grayscale PNG that an older Pillow opens as mode I (a PNG holds at most
+16 bits), which is treated as 16-bit. A split is one channel only when every image in it is
+grayscale; otherwise grayscale images are repeated into three channels, so a split always has one
+consistent (C, H, W).
 
 Decoding is a plain serial loop on purpose: a pool of two threads did not help on the 2-core CPU
 here (the per-image Python work holds the GIL; 32x32 JPEGs decode in ~0.2 ms each). Side by side,
@@ -27,8 +32,12 @@ from typing import Any
 
 import numpy as np
 
-# Pillow modes decoded to one 8-bit channel; everything else becomes RGB.
-GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+# Pillow modes decoded to one 8-bit channel; everything else becomes RGB (except RANGELESS_MODES).
+GRAY_MODES = frozenset({"1", "L", "LA", "La"})
+# 16-bit grayscale: one channel, scaled to 8 bits as round(v / 257) (Pillow's convert("L") clips at 255).
+GRAY16_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+# No fixed value range, so no honest mapping to 0..255: rejected (mode I from a PNG is 16-bit, see above).
+RANGELESS_MODES = {"I": "32-bit integer", "F": "32-bit float"}
 # Files an image folder may hold (torchvision's ImageFolder list); other files are ignored.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -68,12 +77,28 @@ def _decode_one(image_module, source: bytes | Path | None, where: str) -> np.nda
     """(H, W) for grayscale images, (H, W, 3) otherwise."""
     if source is None:
         raise ValueError(f"{where} has no image (null); every row needs encoded PNG/JPEG bytes")
+    mode = None
     try:
         opened = image_module.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
         with opened as image:
-            return np.asarray(image.convert("L" if image.mode in GRAY_MODES else "RGB"))
+            mode = image.mode
+            if mode in GRAY16_MODES or (mode == "I" and image.format == "PNG"):
+                return _sixteen_to_eight_bits(np.asarray(image))
+            if mode not in RANGELESS_MODES:
+                return np.asarray(image.convert("L" if mode in GRAY_MODES else "RGB"))
     except (OSError, SyntaxError, ValueError, image_module.DecompressionBombError) as exc:
         raise ValueError(f"cannot decode the image in {where}: {exc}") from None
+    raise ValueError(
+        f"{where} is a mode {mode!r} image ({RANGELESS_MODES[mode]} pixels), whose value range is not fixed; "
+        "allowed: 8-bit grayscale or colour images, or 16-bit grayscale (mode I;16, scaled to 8 bits)"
+    )
+
+
+def _sixteen_to_eight_bits(values: np.ndarray) -> np.ndarray:
+    """16-bit grayscale (H, W) -> uint8 as round(v / 257), which maps 0..65535 onto 0..255."""
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise ValueError(f"16-bit grayscale values {values.min()}..{values.max()} are outside 0..65535")
+    return ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
 def match_channels(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +201,11 @@ def decode_parquet(train_path: Path, test_path: Path) -> dict[str, Any]:
 
 def _encode_labels(train: list[str] | np.ndarray, test: list[str] | np.ndarray, names: list[str] | None,
                    train_path: Path, test_path: Path) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """Class names -> sorted classes; ints 0..K-1 -> "0".."K-1" (or Hugging Face ClassLabel names)."""
+    """Class names -> sorted classes; ints 0..K-1 -> "0".."K-1" (or Hugging Face ClassLabel names).
+
+    Every class must have a training example: integer labels that skip a class (train labels
+    {0, 1, 3}, or ClassLabel names for classes the file lacks) are an error, not an empty class.
+    """
     if isinstance(train, list) != isinstance(test, list):
         kinds = ["class names" if isinstance(x, list) else "integers" for x in (train, test)]
         raise ValueError(f"'label' holds {kinds[0]} in {train_path} but {kinds[1]} in {test_path}; "
@@ -201,8 +230,33 @@ def _encode_labels(train: list[str] | np.ndarray, test: list[str] | np.ndarray, 
         absent = sorted(int(v) for v in np.unique(test[test >= k]))
         raise ValueError(f"labels in {test_path} name class(es) absent from {train_path}: {absent}; "
                          f"train labels are 0..{k - 1}")
-    classes = tuple(names) if names is not None and len(names) == k else tuple(str(i) for i in range(k))
+    from_names = names is not None and len(names) == k
+    present = np.unique(train)
+    if len(present) < k:  # sorted, distinct, all in 0..k-1: some class has no training example
+        empty = _first_absent(present, k, 10)
+        shown = ", ".join(f"{i} ({names[i]!r})" if from_names else str(i) for i in empty)
+        more = f", ... ({k - len(present):,} in all)" if k - len(present) > len(empty) else ""
+        source = "the file's ClassLabel names" if from_names else f"labels 0..{k - 1}"
+        raise ValueError(
+            f"integer labels in {train_path} leave class(es) without training examples: [{shown}{more}] "
+            f"(K = {k} from {source}); allowed: integer labels 0..K-1 with every class present in the "
+            "train split, or string class names"
+        )
+    classes = tuple(names) if from_names else tuple(str(i) for i in range(k))
     return classes, train, test
+
+
+def _first_absent(present: np.ndarray, k: int, count: int) -> list[int]:
+    """The first ``count`` of 0..k-1 missing from ``present`` (sorted, distinct, in 0..k-1)."""
+    absent, expected = [], 0
+    for value in present.tolist() + [k]:
+        while expected < value and len(absent) < count:
+            absent.append(expected)
+            expected += 1
+        if len(absent) == count:
+            break
+        expected = value + 1
+    return absent
 
 
 def _check_same_size(train: np.ndarray, test: np.ndarray, train_where: str, test_where: str) -> None:

@@ -10,6 +10,7 @@ model init -> train -> predict the untouched test set -> confusion matrix.
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 import warnings
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from sweep.allocator import retain_freed_memory
-from sweep.config import CIFAR10_PAIRS, TrialConfig
+from sweep.config import BATCHNORM_MODELS, CIFAR10_PAIRS, TrialConfig, batchnorm_message
 from sweep.datasets import ImageDataset, load_dataset
 from sweep.models import build_model, recipe_for
 from sweep.noise import NoisyLabels, check_matrix, check_pairs, make_noisy_labels
@@ -53,25 +54,35 @@ class TrialResult:
     probs: np.ndarray | None = None  # float32 (test_size, K) softmax, when config.keep_probs
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-able summary: the CLI's --json output."""
+        """A JSON-able summary: the CLI's --json output.
+
+        Strict JSON: a NaN (the recall of a class with no test example, the loss of a diverged run)
+        becomes null, so ``json.dumps(..., allow_nan=False)`` accepts it.
+        """
         return {
             "trial_id": self.config.trial_id,
             "config": self.config.to_dict(),
             "classes": list(self.classes),
-            "accuracy": self.accuracy,
-            "per_class_accuracy": {c: float(a) for c, a in zip(self.classes, self.per_class_accuracy)},
+            "accuracy": _number_or_null(self.accuracy),
+            "per_class_accuracy": {c: _number_or_null(a) for c, a in zip(self.classes, self.per_class_accuracy)},
             "confusion": self.confusion.tolist(),
-            "realized_noise": self.realized_noise,
+            "realized_noise": _number_or_null(self.realized_noise),
             "train_size": self.train_size,
             "train_fraction": self.train_fraction,
             "test_size": self.test_size,
             "epochs": self.epochs,
             "train_seconds": self.train_seconds,
             "seconds": self.seconds,
-            "final_train_loss": self.final_train_loss,
+            "final_train_loss": _number_or_null(self.final_train_loss),
             "device": self.device,
             "versions": self.versions,
         }
+
+
+def _number_or_null(value: float) -> float | None:
+    """``value`` as a float, or None for NaN and infinities (JSON has no such numbers)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -141,16 +152,18 @@ def device_images(dataset: ImageDataset, device: torch.device) -> tuple[torch.Te
 
 def prepare_labels(config: TrialConfig, dataset: ImageDataset) -> tuple[int, np.ndarray, NoisyLabels]:
     """The trial's training subset and its noisy labels; raises ValueError for a config that does
-    not fit the dataset (size above the split, pairs naming unknown classes, a matrix not K x K).
+    not fit the dataset (size above the split, pairs naming unknown classes, a matrix not K x K,
+    a model that cannot take the image size, a BatchNorm model with batches of one example).
 
     Cheap (no training), so callers can validate a config against a dataset before starting work.
     """
     population = dataset.num_train
     train_size = resolve_train_size(config.train_size, population)
+    check_model_fits(config, dataset, train_size)
     subset = nested_subset(dataset.train_labels, train_size, seed=config.seed, mode=config.subset_mode)
     pairs = matrix = None
     if config.noise_mode == "pairs":
-        pairs = check_pairs(config.noise_pairs or CIFAR10_PAIRS, dataset.classes)
+        pairs = check_pairs(CIFAR10_PAIRS if config.noise_pairs is None else config.noise_pairs, dataset.classes)
     elif config.noise_mode == "matrix" and config.noise_matrix is not None:
         matrix = check_matrix(config.noise_matrix, dataset.num_classes)
     noisy = make_noisy_labels(
@@ -159,6 +172,23 @@ def prepare_labels(config: TrialConfig, dataset: ImageDataset) -> tuple[int, np.
         pairs=pairs, matrix=matrix,
     )
     return train_size, subset, noisy
+
+
+def check_model_fits(config: TrialConfig, dataset: ImageDataset, train_size: int) -> None:
+    """Raise ValueError when ``config.model`` cannot train on ``dataset`` with ``train_size`` examples.
+
+    The model is built on the meta device (no memory, no random draws), so its own checks of the
+    image size run without cost; a BatchNorm model needs at least 2 examples in every batch.
+    """
+    with torch.device("meta"):
+        build_model(config.model, dataset.image_shape, dataset.num_classes)
+    if config.model in BATCHNORM_MODELS:
+        batch = min(recipe_for(config).batch_size, train_size)
+        if batch < 2:
+            got = f"batch_size {batch}" if train_size >= 2 else (
+                f"train_size {config.train_size!r}, which selects {train_size} example of the "
+                f"{dataset.num_train}-example train split")
+            raise ValueError(batchnorm_message(config.model, got))
 
 
 def run_trial(

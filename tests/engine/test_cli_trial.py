@@ -1,17 +1,21 @@
 """`sweep trial`: JSON output, readable summary, and one-line errors with exit code 2."""
 
 import json
+import os
 import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from sweep.cli import main
+from sweep.datasets import DEFAULT_CACHE_DIR
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sweep.cli", *args], capture_output=True, text=True, timeout=300)
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sweep.cli", *args], capture_output=True, text=True, timeout=300,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def test_json_prints_exactly_one_object(capsys):
@@ -69,3 +73,61 @@ def test_help_documents_every_option_with_its_range():
                    "--batch-size", "--json", "--threads"):
         assert option in proc.stdout
     assert "[0, 1]" in proc.stdout and "(0, 1]" in proc.stdout
+
+
+def _no_nan(constant: str):
+    raise ValueError(f"not JSON: {constant}")
+
+
+def test_json_is_strict_when_a_class_has_no_test_image(tmp_path, encode_image, write_parquet, capsys):
+    rng = np.random.default_rng(0)
+    images = [encode_image(p) for p in rng.integers(0, 256, size=(6, 8, 8), dtype=np.uint8)]
+    write_parquet(tmp_path / "train.parquet", {"image": images, "label": ["a", "b", "c"] * 2})
+    write_parquet(tmp_path / "test.parquet", {"image": images[:2], "label": ["a", "b"]})  # no "c"
+    assert main(["trial", "--dataset", f"parquet:{tmp_path}", "--epochs", "1", "--threads", "2", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out, parse_constant=_no_nan)
+    assert payload["per_class_accuracy"]["c"] is None
+    assert isinstance(payload["per_class_accuracy"]["a"], float)
+
+
+def test_a_reader_that_leaves_early_is_not_an_error():
+    """`sweep trial | head -1`, with the reader gone before the summary is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "sweep.cli", "trial", "--epochs", "1", "--train-size", "50",
+                             "--threads", "2", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader leaves; training takes seconds, so nothing was written yet
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, stderr
+    assert stderr == ""
+
+
+def test_input_found_bad_by_the_trial_itself_is_still_one_line(tmp_path, encode_image, write_parquet):
+    """No "training ..." progress line before the error: the device and the model's image checks come first."""
+    proc = run_cli("trial", "--device", "cuda", "--epochs", "1", env={"CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["sweep trial: error: device 'cuda' was requested but CUDA is not available "
+                                        "here; use 'auto' or 'cpu'"]
+    images = [encode_image(np.zeros((6, 6), np.uint8))] * 2
+    for split in ("train", "test"):
+        write_parquet(tmp_path / f"{split}.parquet", {"image": images, "label": ["a", "b"]})
+    proc = run_cli("trial", "--dataset", f"parquet:{tmp_path}", "--epochs", "1")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["sweep trial: error: blog_cnn needs image sides divisible by 4 (two 2x2 "
+                                        "max-pools), got 6x6"]
+
+
+def test_help_shows_each_default_once_and_truly():
+    proc = run_cli("trial", "--help", env={"COLUMNS": "500"})  # wide: one line per option
+    assert proc.returncode == 0
+    options: list[str] = []  # one entry per option: its invocation and help, joined
+    for line in proc.stdout.split("options:")[1].splitlines():
+        if line.strip().startswith("--"):
+            options.append(line.strip())
+        elif options and line.strip():
+            options[-1] += " " + line.strip()
+    assert len(options) == 19
+    for line in options:
+        assert line.count("default") <= 1 and "(default: None)" not in line, line
+    assert "(default: torch's own, one per physical core" in next(o for o in options if o.startswith("--threads"))
+    assert next(o for o in options if o.startswith("--model")).endswith("model to train (default: blog_cnn)")
+    data_dir = next(o for o in options if o.startswith("--data-dir"))
+    assert data_dir.endswith(f"(default: $SWEEP_DATA_DIR or {DEFAULT_CACHE_DIR}/torchvision)")

@@ -45,6 +45,22 @@ def test_int_noise_fraction_is_normalized_so_ids_match():
         ({"noise_mode": "matrix", "noise_fraction": 0.2}, ValueError, "needs noise_matrix"),
         ({"noise_pairs": (("cat", "dog"),)}, ValueError, "only used with noise_mode 'pairs'"),
         ({"dataset": ""}, TypeError, "dataset must be a non-empty string"),
+        # NaN passes no comparison and inf passes "> 0": every float field must reject both.
+        ({"lr": float("inf")}, ValueError, r"^lr must be a finite number > 0, got inf$"),
+        ({"lr": float("nan")}, ValueError, r"^lr must be a finite number > 0, got nan$"),
+        ({"weight_decay": float("nan")}, ValueError, r"^weight_decay must be a finite number >= 0, got nan$"),
+        ({"weight_decay": float("inf")}, ValueError, r"^weight_decay must be a finite number >= 0, got inf$"),
+        ({"weight_decay": -1e-4}, ValueError, r"^weight_decay must be a number >= 0, got -0.0001$"),
+        ({"noise_fraction": float("inf")}, ValueError, r"noise_fraction must be in \[0, 1\], got inf"),
+        ({"train_size": float("nan")}, ValueError, r"fraction in \(0, 1\], got nan"),
+        ({"train_size": float("inf")}, ValueError, r"fraction in \(0, 1\], got inf"),
+        ({"noise_mode": "pairs", "noise_pairs": ()}, ValueError,
+         r"^noise_pairs must name at least one source:target pair, got \[\]; leave it unset for CIFAR-10's"),
+        ({"noise_mode": "pairs", "noise_pairs": []}, ValueError, r"noise_pairs must name at least one"),
+        ({"model": "fast_cnn", "train_size": 1}, ValueError,
+         r"^fast_cnn has BatchNorm layers and needs at least 2 examples per batch; got train_size 1 \(allowed: >= 2"),
+        ({"model": "resnet18", "batch_size": 1}, ValueError,
+         r"^resnet18 has BatchNorm layers and needs at least 2 examples per batch; got batch_size 1 \(allowed: >= 2"),
     ],
 )
 def test_bad_values_name_the_value_and_what_is_allowed(kwargs, error, message):
@@ -60,3 +76,13 @@ def test_config_is_frozen():
 def test_replace_rejects_unknown_fields():
     with pytest.raises(ValueError, match="unknown trial option"):
         TrialConfig().replace(sed=3)
+
+
+def test_batch_of_one_is_fine_without_batchnorm_and_a_whole_split_fraction_is_not_one():
+    assert TrialConfig(model="blog_cnn", train_size=1, batch_size=1).train_size == 1
+    assert TrialConfig(model="fast_cnn", train_size=1.0).train_size == 1.0  # the whole split, not one example
+    assert TrialConfig(model="fast_cnn", train_size=2, batch_size=2).batch_size == 2
+
+
+def test_unset_noise_pairs_still_means_the_customary_pairs():
+    assert TrialConfig(noise_mode="pairs", noise_pairs=None).noise_pairs is None

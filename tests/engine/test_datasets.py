@@ -173,10 +173,97 @@ def test_parquet_int_labels_take_hugging_face_classlabel_names(tmp_path: Path, e
     features = {"info": {"features": {"image": {"_type": "Image"},
                                       "label": {"_type": "ClassLabel", "names": ["no", "yes", "maybe"]}}}}
     image = encode_image(np.zeros((2, 2, 3), np.uint8))
-    for split in ("train", "test"):
-        write_parquet(tmp_path / f"{split}.parquet", {"image": [image, image], "label": [0, 1]},
-                      metadata={b"huggingface": json.dumps(features).encode()})
+    write_parquet(tmp_path / "train.parquet", {"image": [image] * 3, "label": [0, 1, 2]},
+                  metadata={b"huggingface": json.dumps(features).encode()})
+    write_parquet(tmp_path / "test.parquet", {"image": [image, image], "label": [0, 1]},
+                  metadata={b"huggingface": json.dumps(features).encode()})
     assert load_dataset(f"parquet:{tmp_path}").classes == ("no", "yes", "maybe")
+
+
+@pytest.mark.parametrize("train_labels, classlabel_names, message", [
+    ([0, 1, 3, 3], None, r"without training examples: \[2\] \(K = 4 from labels 0\.\.3\)"),
+    ([0, 5000], None, r"without training examples: \[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, \.\.\. \(4,999 in all\)\] "
+                      r"\(K = 5001 from labels 0\.\.5000\)"),
+    ([0, 1], ["no", "yes", "maybe"], r"without training examples: \[2 \('maybe'\)\] \(K = 3 from the file's "
+                                     r"ClassLabel names\)"),
+])
+def test_int_labels_leaving_a_class_without_training_examples(tmp_path, encode_image, write_parquet, cache_dir,
+                                                               train_labels, classlabel_names, message):
+    metadata = None
+    if classlabel_names is not None:
+        features = {"info": {"features": {"label": {"_type": "ClassLabel", "names": classlabel_names}}}}
+        metadata = {b"huggingface": json.dumps(features).encode()}
+    image = encode_image(np.zeros((2, 2, 3), np.uint8))
+    write_parquet(tmp_path / "train.parquet", {"image": [image] * len(train_labels), "label": train_labels},
+                  metadata=metadata)
+    write_parquet(tmp_path / "test.parquet", {"image": [image, image], "label": [0, 1]}, metadata=metadata)
+    with pytest.raises(ValueError, match=r"integer labels in .*train\.parquet leave class\(es\) " + message
+                                         + r"; allowed: integer labels 0\.\.K-1 with every class present in the "
+                                           r"train split, or string class names"):
+        load_dataset(f"parquet:{tmp_path}")
+    assert not (cache_dir / "datasets").exists()
+
+
+def _encode_pillow(pixels: np.ndarray, format: str, mode: str | None = None) -> bytes:
+    """Encode ``pixels`` with Pillow in ``format``; ``mode`` forces a raw mode such as "I;16B"."""
+    import io
+
+    from PIL import Image
+
+    image = Image.fromarray(pixels) if mode is None else Image.frombytes(mode, pixels.shape[::-1], pixels.tobytes())
+    buffer = io.BytesIO()
+    image.save(buffer, format=format)
+    return buffer.getvalue()
+
+
+# 16-bit values around every rounding edge of v / 257, and both ends of the range.
+SIXTEEN_BIT = np.array([[0, 128, 129, 257], [32896, 65407, 65408, 65535]], dtype=np.uint16)
+
+
+@pytest.mark.parametrize("format, mode", [("PNG", None), ("TIFF", None), ("TIFF", "I;16B")])
+def test_16_bit_grayscale_is_scaled_to_8_bits_not_clipped(tmp_path, write_parquet, format, mode):
+    pixels = SIXTEEN_BIT.astype(">u2") if mode == "I;16B" else SIXTEEN_BIT
+    image = _encode_pillow(pixels, format, mode)
+    _two_split_parquet(tmp_path, write_parquet, [image, image], ["a", "b"])
+    ds = load_dataset(f"parquet:{tmp_path}")
+    expected = np.rint(SIXTEEN_BIT / 257).astype(np.uint8)
+    assert expected.tolist() == [[0, 0, 1, 1], [128, 255, 255, 255]]
+    assert ds.image_shape == (1, 2, 4)
+    assert np.array_equal(ds.train_images[0, 0], expected)
+
+
+def test_16_bit_png_that_pillow_opens_as_mode_i_is_scaled_too(tmp_path, write_parquet, monkeypatch):
+    """Older Pillow opens a 16-bit grayscale PNG as mode I (32-bit); a PNG still holds at most 16 bits."""
+    from PIL import Image, PngImagePlugin
+
+    image = _encode_pillow(SIXTEEN_BIT, "PNG")
+    real_open = Image.open
+
+    def open_as_mode_i(fp, *args, **kwargs):
+        opened = real_open(fp, *args, **kwargs)
+        assert isinstance(opened, PngImagePlugin.PngImageFile)
+        converted = Image.fromarray(np.asarray(opened).astype(np.int32))  # mode I
+        converted.format = "PNG"
+        return converted
+
+    monkeypatch.setattr(Image, "open", open_as_mode_i)
+    _two_split_parquet(tmp_path, write_parquet, [image, image], ["a", "b"])
+    ds = load_dataset(f"parquet:{tmp_path}")
+    assert np.array_equal(ds.train_images[0, 0], np.rint(SIXTEEN_BIT / 257).astype(np.uint8))
+
+
+@pytest.mark.parametrize("pixels, mode, kind", [
+    (np.array([[0, 70000], [5, 9]], dtype=np.int32), "I", "32-bit integer"),
+    (np.array([[0.0, 0.5], [1.0, 2.5]], dtype=np.float32), "F", "32-bit float"),
+])
+def test_32_bit_integer_and_float_images_are_rejected(tmp_path, write_parquet, cache_dir, pixels, mode, kind):
+    good = _encode_pillow(np.zeros((2, 2), np.uint8), "PNG")
+    _two_split_parquet(tmp_path, write_parquet, [good, _encode_pillow(pixels, "TIFF")], ["a", "b"])
+    with pytest.raises(ValueError, match=re.escape(
+            f"{tmp_path / 'train.parquet'} row 1 is a mode '{mode}' image ({kind} pixels), whose value range is not "
+            "fixed; allowed: 8-bit grayscale or colour images, or 16-bit grayscale (mode I;16, scaled to 8 bits)")):
+        load_dataset(f"parquet:{tmp_path}")
+    assert not (cache_dir / "datasets").exists()
 
 
 def test_parquet_dictionary_labels_and_grayscale_images(tmp_path: Path, encode_image, write_parquet):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from sweep.config import TrialConfig
+from sweep.config import BATCHNORM_MODELS, TrialConfig
 from sweep.models import MODELS, RECIPES, build_model, recipe_for
 
 
@@ -86,3 +86,11 @@ def test_unknown_model_and_too_small_images_are_rejected():
         build_model("vgg", (3, 32, 32), 10)
     with pytest.raises(ValueError, match="divisible by 4"):
         build_model("blog_cnn", (1, 10, 10), 10)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_batchnorm_models_list_is_exactly_the_models_with_batchnorm(name):
+    """The config rejects batches of one example for BATCHNORM_MODELS: the list must match the models."""
+    model = build_model(name, (3, 32, 32), 10)
+    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    assert has_batchnorm == (name in BATCHNORM_MODELS)

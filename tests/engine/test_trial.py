@@ -1,10 +1,13 @@
 """A whole trial: confusion sums, determinism, untouched test set, realized noise, real CIFAR-10."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
 from sweep.config import TrialConfig
-from sweep.datasets import load_dataset
+from sweep.datasets import ImageDataset, load_dataset
 from sweep.trial import confusion_matrix, prepare_labels, run_trial
 
 FAST = dict(epochs=2, num_threads=2, device="cpu")
@@ -90,6 +93,54 @@ def test_configs_that_do_not_fit_the_dataset_are_rejected(digits):
         prepare_labels(TrialConfig(noise_mode="pairs", noise_fraction=0.1), digits)
     with pytest.raises(ValueError, match="must be 10 x 10"):
         prepare_labels(TrialConfig(noise_mode="matrix", noise_fraction=0.1, noise_matrix=((1.0, 0.0), (0.0, 1.0))), digits)
+
+
+def _tiny_dataset(side: int, test_labels=(0, 1, 0, 1)) -> ImageDataset:
+    """12 random side x side grayscale train images of classes a, b, c; test images of ``test_labels``."""
+    rng = np.random.default_rng(side)
+    return ImageDataset(
+        name=f"tiny{side}", classes=("a", "b", "c"),
+        train_images=rng.integers(0, 256, size=(12, 1, side, side), dtype=np.uint8),
+        train_labels=np.arange(12, dtype=np.int64) % 3,
+        test_images=rng.integers(0, 256, size=(len(test_labels), 1, side, side), dtype=np.uint8),
+        test_labels=np.asarray(test_labels, dtype=np.int64), source_id=f"tiny{side}", augment=False,
+    )
+
+
+def test_batchnorm_model_with_a_fraction_selecting_one_example_is_rejected_before_training(digits):
+    for model in ("fast_cnn", "resnet18"):
+        with pytest.raises(ValueError, match=rf"^{model} has BatchNorm layers and needs at least 2 examples per "
+                                             r"batch; got train_size 0\.0005, which selects 1 example of the "
+                                             r"1346-example train split \(allowed: >= 2"):
+            prepare_labels(TrialConfig(model=model, train_size=0.0005), digits)
+
+
+def test_blog_cnn_trains_on_one_example_and_fast_cnn_on_two(digits):
+    assert run_trial(TrialConfig(model="blog_cnn", train_size=1, **FAST), digits).train_size == 1
+    # Two examples, and three in batches of two (the trailing batch of one is dropped): BatchNorm is fine.
+    assert run_trial(TrialConfig(model="fast_cnn", train_size=2, epochs=1, num_threads=2), digits).train_size == 2
+    config = TrialConfig(model="fast_cnn", train_size=3, batch_size=2, epochs=1, num_threads=2)
+    assert run_trial(config, digits).train_size == 3
+
+
+def test_a_model_that_cannot_take_the_image_size_is_rejected_by_prepare_labels():
+    with pytest.raises(ValueError, match=r"blog_cnn needs image sides divisible by 4 .* got 6x6"):
+        prepare_labels(TrialConfig(model="blog_cnn"), _tiny_dataset(6))
+    with pytest.raises(ValueError, match=r"fast_cnn needs images of at least 8x8 .* got 4x4"):
+        prepare_labels(TrialConfig(model="fast_cnn"), _tiny_dataset(4))
+    assert prepare_labels(TrialConfig(model="blog_cnn"), _tiny_dataset(8))[0] == 12
+
+
+def test_json_summary_is_strict_json_with_null_for_a_class_without_test_examples():
+    result = run_trial(TrialConfig(**FAST), _tiny_dataset(8, test_labels=(0, 1, 0, 1)))  # no test image of "c"
+    assert np.isnan(result.per_class_accuracy[2])
+    summary = result.to_json()
+    assert summary["per_class_accuracy"]["c"] is None
+    assert summary["per_class_accuracy"]["a"] == pytest.approx(result.per_class_accuracy[0])
+    text = json.dumps(summary, allow_nan=False)  # raises on NaN or infinity
+    assert json.loads(text)["per_class_accuracy"]["c"] is None
+    diverged = dataclasses.replace(result, final_train_loss=float("nan"))
+    assert json.loads(json.dumps(diverged.to_json(), allow_nan=False))["final_train_loss"] is None
 
 
 def test_cuda_requested_without_cuda_is_a_clear_error(digits, monkeypatch):
