@@ -387,6 +387,21 @@ def scan_done(out: Output, *, validate: bool = True) -> DoneScan:
     return DoneScan(done, corrupt)
 
 
+def read_trial_rows(out: Output, trial_ids: list[str], *, columns: list[str]) -> list[dict[str, Any]]:
+    """The ``trials/`` rows (only ``columns``) of ``trial_ids``; a file that does not open is skipped
+    (scan_done reports it)."""
+
+    def read(trial_id: str) -> list[dict[str, Any]]:
+        try:
+            with out.fs.open_input_file(out.path("trials", f"{trial_id}.parquet")) as fh:
+                return pq.read_table(fh, columns=columns).to_pylist()
+        except Exception:
+            return []
+
+    with ThreadPoolExecutor(max_workers=16 if not out.is_local else 4) as pool:
+        return [row for rows in pool.map(read, trial_ids) for row in rows]
+
+
 def quarantine(out: Output, paths: list[str] | tuple[str, ...], *, also_ids: bool = True) -> list[str]:
     """Move corrupt files (and, with ``also_ids``, the same trial's other files) to OUT/_corrupt/,
     which readers skip, so the dataset opens again and the trial counts as not done. Returns moves."""

@@ -7,13 +7,16 @@
 - ``OUT/.lock`` makes one driver at a time the owner of a local or NFS output folder: created with
   O_CREAT|O_EXCL, holding pid and host. A lock whose pid is dead on this host is stale and taken
   over, as is an empty one older than 10 s; a live one makes the second driver stop with a message
-  naming the owner. Object stores
+  naming the owner. A driver decides about an existing lock, and removes a stale one, only while it
+  holds an exclusive ``flock`` on that lock file, so of two drivers that find the same stale lock
+  one takes it over and the other then finds the first one's fresh lock. Object stores
   (s3://) have no exclusive create, so there the lock is skipped with a warning; writes stay safe
   (whole objects, named by trial_id) but two drivers may run the same trial twice.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -58,7 +61,7 @@ def stored_spec(out: Output) -> ExperimentSpec | None:
     return spec_from_dict(record["spec"], source=f"{out.uri}/{EXPERIMENT_FILE}")
 
 
-def check_experiment(out: Output, spec: ExperimentSpec) -> None:
+def check_experiment(out: Output, spec: ExperimentSpec, *, advice: str = "use another --out") -> None:
     """Refuse (ValueError, nothing touched) when OUT already holds a different experiment."""
     record = read_experiment(out)
     if record is None:
@@ -76,8 +79,48 @@ def check_experiment(out: Output, spec: ExperimentSpec) -> None:
     if theirs != ours:
         diffs = [f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here"
                  for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
-        raise ValueError(f"{out.uri} holds results of a different experiment ({'; '.join(diffs)}); "
-                         "use another --out")
+        raise ValueError(f"{out.uri} holds results of a different experiment ({'; '.join(diffs)}); {advice}")
+
+
+def check_sizes_against_out(out: Output, spec: ExperimentSpec, done: frozenset[str], *,
+                            num_train: int | None) -> None:
+    """Refuse a train size of the grid that selects as many examples as a size spelled differently
+    (0.4 and 538 of 1,346) whose trials OUT already holds for the same model, noise and seed: the
+    two would be two trial ids for one trial, and `sweep report` would find it twice.
+
+    ``num_train`` is the dataset's train split; None (a cluster run, whose driver does not read the
+    dataset) takes it from OUT's rows (train_size / train_fraction).
+    """
+    from sweep.config import TrialConfig
+    from sweep.results import read_trial_rows
+    from sweep.subsets import resolve_train_size
+
+    grid = {c.trial_id: c for c in spec.trials()}
+    outside = done - grid.keys()  # the grid's own sizes were checked against each other already
+    if not outside:
+        return
+    held: dict[tuple[str, int], Any] = {}  # (identity without the size, count) -> the size as spelled there
+    for row in read_trial_rows(out, sorted(outside), columns=["train_size", "train_fraction", "config_json"]):
+        config = json.loads(row["config_json"])
+        rest = {k: config.get(k) for k in TrialConfig.IDENTITY_FIELDS if k != "train_size"}
+        held[json.dumps(rest, sort_keys=True), int(row["train_size"])] = config.get("train_size")
+        if num_train is None and row["train_fraction"]:
+            num_train = round(row["train_size"] / row["train_fraction"])
+    if num_train is None:
+        return
+    for config in grid.values():
+        if config.trial_id in done:
+            continue
+        rest = {k: v for k, v in config.identity().items() if k != "train_size"}
+        try:
+            count = resolve_train_size(config.train_size, num_train)
+        except ValueError:
+            continue  # above the split: the dataset check says so on a local run, the trial on a cluster
+        there = held.get((json.dumps(rest, sort_keys=True), count), config.train_size)
+        if there != config.train_size or type(there) is not type(config.train_size):
+            raise ValueError(f"train_sizes: {config.train_size!r} selects the same {count} of {num_train} train "
+                             f"examples as {there!r}, whose trials {out.uri} already holds; write {there!r} "
+                             "(or use another --out)")
 
 
 def record_experiment(out: Output, spec: ExperimentSpec) -> None:
@@ -124,20 +167,16 @@ class OutputLock:
                                          "choose a writable --out (nothing was started)") from None
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started_at": datetime.now(timezone.utc).isoformat()}
-        for _ in range(3):
+        for _ in range(5):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except OSError as exc:
                 if not isinstance(exc, FileExistsError):
                     raise OutputNotWritableError(f"cannot write to {root}: {exc.strerror or exc}; free space or "
                                                  "choose a writable --out (nothing was started)") from None
-                owner = self._owner()
-                if self._stale(owner):
-                    try:
-                        os.unlink(self.path)  # dead driver on this host: take over
-                    except FileNotFoundError:
-                        pass
-                    continue
+                removed, owner = self._remove_if_stale()
+                if removed:
+                    continue  # a dead driver's lock (or one gone meanwhile): create ours
                 who = (f"pid {owner.get('pid')} on {owner.get('host')} since {owner.get('started_at')}"
                        if owner else "another process (lock is being written)")
                 raise OutputLockedError(
@@ -153,6 +192,45 @@ class OutputLock:
             self.held = True
             return self
         raise OutputLockedError(f"could not take the lock {self.path}; another driver keeps taking it")
+
+    def _remove_if_stale(self) -> tuple[bool, dict[str, Any] | None]:
+        """(True, None) when the lock at self.path is gone or was stale and removed now; else
+        (False, its live owner). Decided under an exclusive flock on that lock file, which only
+        drivers deciding about it take (never its owner): the second of two drivers that found the
+        same stale lock sees, once it has the flock, that the name no longer points at that file,
+        and looks again (finding the first one's fresh lock), instead of removing the fresh lock."""
+        try:
+            fd = os.open(self.path, os.O_RDWR)  # NFS emulates flock with POSIX locks: needs write access
+        except FileNotFoundError:
+            return True, None
+        except OSError:  # another user's lock, or a read-only OUT: still say who owns it
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                return True, None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # held for microseconds by another deciding driver, if any
+            except OSError:
+                pass  # no flock here (a read-only fd on NFS): decide as before, unguarded
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))  # our fd pins the inode number
+            except FileNotFoundError:
+                same = False
+            if not same:
+                return True, None  # taken over or released while we waited: look again
+            owner = self._owner()
+            if not self._stale(owner):
+                return False, owner
+            try:
+                os.unlink(self.path)  # a dead driver's lock: take over
+            except OSError as exc:
+                raise OutputNotWritableError(f"cannot take over the stale lock {self.path}: "
+                                             f"{exc.strerror or exc}; choose a writable --out "
+                                             "(nothing was started)") from None
+            return True, None
+        finally:
+            os.close(fd)  # releases the flock
 
     def _owner(self) -> dict[str, Any] | None:
         try:

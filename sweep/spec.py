@@ -10,13 +10,15 @@ A *grid cell* is (model, noise_fraction, train_size); the seeds are its repetiti
 
 Spec file layout (every key optional except name; defaults shown)::
 
-    name = "my-study"              # experiment name: [A-Za-z0-9._-], 1-64 characters
+    name = "my-study"              # experiment name: [A-Za-z0-9._-], 1-64 characters, starting with a
+                                   # letter or digit (so never "." or "..": it names OUT's folder)
     dataset = "digits"             # "digits" | "cifar10" | "parquet:DIR" | "imagefolder:DIR"
     models = ["blog_cnn"]          # axis: model names
     noise_mode = "shuffle"         # "shuffle" | "symmetric" | "pairs" | "matrix"
     noise_fractions = [0.0]        # axis: each in [0, 1]
     train_sizes = [1.0]            # axis: counts (int >= 1) or fractions of the train split (float in (0, 1])
-    seeds = 3                      # axis: a count N (seeds 0..N-1) or an explicit list of ints >= 0
+    seeds = 3                      # axis: a count N in [1, 100000] (seeds 0..N-1) or an explicit list of
+                                   # ints in [0, 2**63 - 1] (the Parquet seed column is int64)
     subset_mode = "random"         # "random" | "stratified"
     noise_pairs = [["cat", "dog"]] # for noise_mode "pairs" (default: CIFAR-10's customary pairs)
     noise_matrix = [[0.9, 0.1], [0.2, 0.8]]  # for noise_mode "matrix" (required there): K x K,
@@ -54,7 +56,11 @@ from sweep.config import DEVICES, MODEL_NAMES, NOISE_MODES, SUBSET_MODES, TrialC
 
 PRESETS = ("quick", "blog", "blog-x20", "fast")  # files sweep/presets/<name>.toml
 AXES = ("model", "noise_fraction", "train_size", "seed")  # grid order; a cell is the first three
-_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Starts with a letter or digit: "." or ".." as the default OUT (results/<name>) would be a folder
+# that holds other things, or results/ itself.
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_SEED = 2**63 - 1  # the Parquet seed column is int64
+MAX_SEED_COUNT = 100_000  # `seeds = N` / `--seeds N`: a typo must not mean a grid that cannot be built
 _TOP_KEYS = (
     "name", "dataset", "models", "noise_mode", "noise_fractions", "train_sizes", "seeds", "subset_mode",
     "noise_pairs", "noise_matrix", "keep_probs", "data_dir", "retries", "training", "resources", "description",
@@ -77,13 +83,13 @@ def _is_number(value: Any) -> bool:
 class ExperimentSpec:
     """A whole sweep. Validated once, at construction; immutable afterwards."""
 
-    name: str  # experiment name, written into every Parquet row; [A-Za-z0-9._-]{1,64}
+    name: str  # experiment name, written into every Parquet row; [A-Za-z0-9][A-Za-z0-9._-]{0,63}
     dataset: str = "digits"  # dataset spec, see sweep.datasets
     models: tuple[str, ...] = ("blog_cnn",)  # axis; each one of MODEL_NAMES
     noise_mode: str = "shuffle"  # one of NOISE_MODES
     noise_fractions: tuple[float, ...] = (0.0,)  # axis; requested share of corrupted labels, each in [0, 1]
     train_sizes: tuple[int | float, ...] = (1.0,)  # axis; int count >= 1 or float fraction in (0, 1]
-    seeds: tuple[int, ...] = (0, 1, 2)  # axis; ints >= 0, the trial's random streams derive from it
+    seeds: tuple[int, ...] = (0, 1, 2)  # axis; ints in [0, MAX_SEED], the trial's random streams derive from it
     subset_mode: str = "random"  # one of SUBSET_MODES
     noise_pairs: tuple[tuple[str, str], ...] | None = None  # noise_mode "pairs" only
     noise_matrix: tuple[tuple[float, ...], ...] | None = None  # noise_mode "matrix" only: K x K, rows sum to 1
@@ -112,7 +118,14 @@ class ExperimentSpec:
         if self.noise_matrix is not None:
             object.__setattr__(self, "noise_matrix", tuple(tuple(float(v) for v in row) for row in self.noise_matrix))
         # Fail here, not on a worker an hour later: every trial of the grid must be a valid TrialConfig.
-        self.trials()
+        # Every cell is checked (TrialConfig's checks combine axes: a BatchNorm model with a train size
+        # of 1); a seed's check does not depend on the cell, so the seeds are checked on the first cell
+        # only: the full grid of 100,000 seeds x every cell would not fit in memory.
+        for model, noise_fraction, train_size in self.cells():
+            self.trial_config(model, noise_fraction, train_size, self.seeds[0])
+        model, noise_fraction, train_size = self.cells()[0]
+        for seed in self.seeds:
+            self.trial_config(model, noise_fraction, train_size, seed)
 
     # ---- the grid ---------------------------------------------------------------------------
     @property
@@ -147,6 +160,8 @@ class ExperimentSpec:
         if seeds is not None:
             if not _is_int(seeds) or seeds < 1:
                 raise ValueError(f"--seeds must be an integer >= 1, got {seeds!r}")
+            if seeds > MAX_SEED_COUNT:
+                raise ValueError(f"--seeds must be at most {MAX_SEED_COUNT:,} (as a spec's seeds count), got {seeds!r}")
             changes["seeds"] = tuple(range(seeds))
         if max_concurrent is not None:
             changes["max_concurrent"] = max_concurrent
@@ -188,7 +203,8 @@ def _check_axis(key: str, values: Any, check_one) -> None:
 
 def _validate(s: ExperimentSpec) -> None:
     if not isinstance(s.name, str) or not _NAME_RE.match(s.name):
-        raise ValueError(f"name must be 1-64 characters of letters, digits, '.', '_' or '-', got {s.name!r}")
+        raise ValueError("name must be 1-64 characters of letters, digits, '.', '_' or '-', starting with a "
+                         f"letter or digit, got {s.name!r}")
     if not isinstance(s.dataset, str) or not s.dataset.strip():
         raise TypeError(f"dataset must be a non-empty string, got {s.dataset!r}")
 
@@ -208,8 +224,9 @@ def _validate(s: ExperimentSpec) -> None:
         raise ValueError(f"train_sizes: each value must be a count >= 1 or a fraction in (0, 1], got {v!r}")
 
     def seed_ok(v: Any) -> None:
-        if not _is_int(v) or v < 0:
-            raise ValueError(f"seeds: each value must be an integer >= 0, got {v!r}")
+        if not _is_int(v) or not 0 <= v <= MAX_SEED:
+            raise ValueError(f"seeds: each value must be an integer in [0, 2**63 - 1] (the Parquet seed column "
+                             f"is int64), got {v!r}")
 
     _check_axis("models", s.models, model_ok)
     _check_axis("noise_fractions", s.noise_fractions, noise_ok)
@@ -263,8 +280,8 @@ def spec_from_dict(data: dict[str, Any], *, source: str = "spec") -> ExperimentS
         flat.update(sub)
     seeds = flat.get("seeds", 3)
     if _is_int(seeds):
-        if not 1 <= seeds <= 100_000:
-            raise ValueError(f"{source}: seeds as a count must be in [1, 100000], got {seeds!r}")
+        if not 1 <= seeds <= MAX_SEED_COUNT:
+            raise ValueError(f"{source}: seeds as a count must be in [1, {MAX_SEED_COUNT}], got {seeds!r}")
         flat["seeds"] = tuple(range(seeds))
     for key in ("models", "noise_fractions", "train_sizes", "seeds"):
         if key in flat:

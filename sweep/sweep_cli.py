@@ -15,18 +15,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
+import subprocess
 import sys
 import time
 from typing import Any
 
-from sweep.spec import PRESETS, ExperimentSpec, load_preset, load_spec
+from sweep.spec import MAX_SEED_COUNT, PRESETS, ExperimentSpec, load_preset, load_spec
 
 HUGE_GRID = 2000  # trials; a bigger grid needs --yes (a typo in an axis can mean days of compute)
 
 
-def _int_at_least(low: int):
-    """An argparse type: an integer >= ``low``, else one line naming the value."""
+def _int_at_least(low: int, high: int | None = None):
+    """An argparse type: an integer >= ``low`` (and <= ``high``), else one line naming the value."""
 
     def parse(text: str) -> int:
         try:
@@ -35,6 +37,8 @@ def _int_at_least(low: int):
             value = None
         if value is None or value < low:
             raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {text!r}")
         return value
 
     return parse
@@ -42,6 +46,7 @@ def _int_at_least(low: int):
 
 _positive_int = _int_at_least(1)
 _nonneg_int = _int_at_least(0)
+_seed_count = _int_at_least(1, MAX_SEED_COUNT)  # the cap of a spec's `seeds = N`
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,8 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--dataset", metavar="SPEC", default=None,
                      help="replace the spec's dataset: digits | cifar10 | parquet:DIR | imagefolder:DIR; "
                           "default: the spec's")
-    run.add_argument("--seeds", type=_positive_int, metavar="N", default=None,
-                     help="use seeds 0..N-1 (N >= 1) instead of the spec's; raising N extends a finished sweep; "
+    run.add_argument("--seeds", type=_seed_count, metavar="N", default=None,
+                     help=f"use seeds 0..N-1 (1 <= N <= {MAX_SEED_COUNT}) instead of the spec's; raising N extends a finished sweep; "
                           "default: the spec's seeds")
     run.add_argument("--retries", type=_nonneg_int, metavar="N", default=None,
                      help="retries per failing trial (>= 0); default: the spec's `retries`")
@@ -91,8 +96,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="spec file whose grid to check against; default: the spec of OUT's latest run")
     status.add_argument("--preset", choices=PRESETS, default=None,
                         help="check against a preset's grid; default: the spec of OUT's latest run")
-    status.add_argument("--seeds", type=_positive_int, metavar="N", default=None,
-                        help="check seeds 0..N-1 (N >= 1); default: the spec's seeds")
+    status.add_argument("--seeds", type=_seed_count, metavar="N", default=None,
+                        help=f"check seeds 0..N-1 (1 <= N <= {MAX_SEED_COUNT}); default: the spec's seeds")
     status.set_defaults(handler=status_command)
 
 
@@ -101,6 +106,9 @@ def resolve_spec(args: argparse.Namespace) -> ExperimentSpec:
     if args.spec and args.preset:
         raise ValueError(f"give a SPEC file or --preset, not both (got {args.spec!r} and --preset {args.preset})")
     spec = load_spec(args.spec) if args.spec else load_preset(args.preset or "quick")
+    if not getattr(args, "yes", True):  # `sweep run` without --yes: count first, build the trials after
+        cells = spec.num_trials // len(spec.seeds)
+        check_grid_size(cells * (args.seeds or len(spec.seeds)))
     spec = spec.with_overrides(dataset=getattr(args, "dataset", None), seeds=args.seeds,
                                max_concurrent=getattr(args, "max_concurrent", None))
     if getattr(args, "retries", None) is not None:
@@ -110,9 +118,16 @@ def resolve_spec(args: argparse.Namespace) -> ExperimentSpec:
     return spec
 
 
+def check_grid_size(num_trials: int) -> None:
+    """Refuse a grid of more than HUGE_GRID trials (the caller asks only when --yes is not given)."""
+    if num_trials > HUGE_GRID:
+        raise ValueError(f"this grid has {num_trials:,} trials (more than {HUGE_GRID:,}); check the spec's "
+                         "axes, then pass --yes to run it")
+
+
 def check_reachable(address: str, *, timeout_s: float = 5.0) -> None:
     """Fail fast, with one line, when a Ray address cannot be reached (ray.init may hang for long)."""
-    if address in ("auto", "local"):
+    if address == "auto":
         return
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, sep, port = hostport.rpartition(":")
@@ -150,6 +165,49 @@ def ray_init_kwargs(address: str | None, *, verbose: bool, dashboard: bool,
             "dashboard_host": DASHBOARD_HOST, **quiet}
 
 
+RAY_CONNECT_TIMEOUT_S = 30.0  # seconds a Ray cluster has to answer a join (a healthy one: about 1 s here)
+
+# Joins the cluster and leaves; its last stdout line says why when it cannot.
+_PROBE = """
+import logging, sys
+import ray
+try:
+    ray.init(address=sys.argv[1], logging_level=logging.ERROR, log_to_driver=False, configure_logging=False)
+except Exception as exc:
+    print(" ".join(f"{type(exc).__name__}: {exc}".split()))  # Ray's messages span lines: one line
+    sys.exit(1)
+ray.shutdown()
+"""
+
+
+def probe_ray(address: str, *, timeout_s: float | None = None) -> None:
+    """Fail with one line unless ``address`` (host:port, ray://host:port, auto) is a Ray cluster that
+    lets a driver join within ``timeout_s`` (default RAY_CONNECT_TIMEOUT_S).
+
+    ray.init has no deadline of its own: where another service listens on the port, it retries for
+    minutes (74 s even with Ray's GCS connect and wait settings turned down, measured here), and
+    those settings would also shorten the real driver's patience with a busy head for the whole
+    sweep. So a throwaway process joins first and is killed at the deadline; it costs about a second.
+    """
+    timeout_s = RAY_CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
+    env = {**os.environ}
+    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    proc = subprocess.Popen([sys.executable, "-c", _PROBE, address], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # its own session: nothing it started outlives it
+        proc.communicate()
+        raise ValueError(f"no Ray cluster answered at {address!r} within {timeout_s:g} s; check --address / "
+                         "RAY_ADDRESS (a Ray head's GCS port, 6379 by default) and that the cluster is up") from None
+    if proc.returncode != 0:
+        lines = [ln for ln in stdout.splitlines() if ln.strip()] or [ln for ln in stderr.splitlines() if ln.strip()]
+        reason = " ".join((lines[-1] if lines else f"exit code {proc.returncode}").split())[:300]
+        raise ValueError(f"cannot connect to Ray at {address!r} ({reason}); check --address / RAY_ADDRESS "
+                         "and that the cluster is up")
+
+
 def connect_ray(address: str | None, *, verbose: bool, dashboard: bool, num_cpus: int | None) -> bool:
     """Join a cluster or start a local Ray; True when this call started or joined it (we shut it down)."""
     # Ray's anonymous usage report is of no use to a sweep (and nodes may have no internet);
@@ -174,11 +232,18 @@ def check_grid_fits(spec: ExperimentSpec, dataset: Any) -> None:
     from sweep.noise import check_matrix, check_pairs
     from sweep.subsets import resolve_train_size
 
+    counts: dict[int, int | float] = {}
     for size in spec.train_sizes:
         try:
-            resolve_train_size(size, dataset.num_train)
+            count = resolve_train_size(size, dataset.num_train)
         except ValueError as exc:
             raise ValueError(f"train_sizes of {spec.dataset}: {exc}") from None
+        # Two spellings of one size (0.4 and 538 of 1,346) are two trial ids for the same trial:
+        # both would run, and the report would find the trial twice.
+        if count in counts:
+            raise ValueError(f"train_sizes of {spec.dataset}: {counts[count]!r} and {size!r} both select "
+                             f"{count} of the {dataset.num_train} train examples; keep one of them")
+        counts[count] = size
     if spec.noise_mode == "pairs" and spec.noise_pairs is not None:
         try:
             check_pairs(spec.noise_pairs, dataset.classes)
@@ -219,51 +284,68 @@ def run_command(args: argparse.Namespace) -> int:
     from sweep.results import (check_writable, open_output, quarantine, remove_stale_temp_files,
                                remove_uncommitted, scan_done)
     from sweep.allocator import enabled as allocator_enabled
-    from sweep.results_guard import OutputLock, check_experiment, record_experiment
+    from sweep.results_guard import OutputLock, check_experiment, check_sizes_against_out, record_experiment
 
     allocator_enabled()  # a bad SWEEP_KEEP_FREED_MEMORY stops here, before anything is printed or started
-    spec = resolve_spec(args)
-    if spec.num_trials > HUGE_GRID and not args.yes:
-        raise ValueError(f"this grid has {spec.num_trials:,} trials (more than {HUGE_GRID:,}); check the spec's "
-                         "axes, then pass --yes to run it")
+    spec = resolve_spec(args)  # a grid over HUGE_GRID without --yes stops here, before it is built
     # `--out ""` is a mistake to report, not a request for the default
     out = open_output(os.path.join("results", spec.name) if args.out is None else args.out)
     check_experiment(out, spec)
     address = args.address or os.environ.get("RAY_ADDRESS") or None
+    if address == "local":
+        address = None  # ray.init's "local" starts a Ray for this run: the same as no address
+    num_train = None
     if address:
         check_reachable(address)
+        probe_ray(address)
     else:
         # A local run sees the same files as its workers: check the dataset here, once, so a bad
         # dataset is one line and exit 2 instead of N failed trials; this also fills the disk cache
         # that the workers then read instead of each decoding the source.
         from sweep.datasets import load_dataset
 
-        check_grid_fits(spec, load_dataset(spec.dataset, data_dir=spec.data_dir))
+        dataset = load_dataset(spec.dataset, data_dir=spec.data_dir)
+        check_grid_fits(spec, dataset)
+        num_train = dataset.num_train
     created = _first_missing(out.root) if out.is_local else None
     lock = OutputLock(out)
     started_ray = False
     try:
+        if address:  # join before OUT is touched: a cluster that does not answer costs nothing in OUT
+            started_ray = connect_ray(address, verbose=args.verbose, dashboard=args.dashboard,
+                                      num_cpus=args.num_cpus)
         lock.acquire()
         check_writable(out)
         scan = scan_done(out)
+        check_sizes_against_out(out, spec, scan.done, num_train=num_train)
+        todo = [c for c in spec.trials() if c.trial_id not in scan.done]
+        requested, note = spec, None  # OUT records the spec as asked for, not as fitted to this machine
+        if todo:
+            if not address:
+                started_ray = connect_ray(None, verbose=args.verbose, dashboard=args.dashboard,
+                                          num_cpus=args.num_cpus)
+            spec, note = _fit_to_ray(spec, local=not address)
+            # Built again from the fitted spec: capped CPUs change the trials' torch threads
+            # (not their ids), so the trials must carry them.
+            todo = [c for c in spec.trials() if c.trial_id not in scan.done]
+        # Every check passed: from here on OUT changes.
         for path in scan.corrupt:
             print(f"sweep run: {path} does not open as Parquet; its trial will be rerun", file=sys.stderr)
         if scan.corrupt:
             quarantine(out, scan.corrupt)
-            scan = scan_done(out)
         remove_stale_temp_files(out)
         if lock.held:  # no trial of OUT runs now: an interrupted trial's files go, it reruns
             remove_uncommitted(out)
-        todo = [c for c in spec.trials() if c.trial_id not in scan.done]
         skipped = spec.num_trials - len(todo)
         print(f"sweep run: {spec.name}: {spec.num_trials} trials, {skipped} already done, {len(todo)} to run "
               f"-> {out.uri}", file=sys.stderr)
         if not todo:
-            record_experiment(out, spec)
+            record_experiment(out, requested)
             print("sweep run: nothing to do", file=sys.stderr)
             return 0
-        started_ray = connect_ray(address, verbose=args.verbose, dashboard=args.dashboard, num_cpus=args.num_cpus)
-        record_experiment(out, spec)
+        if note:
+            print(f"sweep run: note: {note}", file=sys.stderr)
+        record_experiment(out, requested)
         return _run_and_report(spec, out, todo, skipped=skipped, local=not address, verbose=args.verbose)
     except BaseException:
         lock.release()
@@ -278,18 +360,26 @@ def run_command(args: argparse.Namespace) -> int:
             ray.shutdown()
 
 
+def _fit_to_ray(spec: ExperimentSpec, *, local: bool) -> tuple[ExperimentSpec, str | None]:
+    """The spec as it will run on the connected Ray: on a Ray started here, fitted to this machine
+    (a ``device = "cuda"`` spec on a machine without GPUs is refused: every trial would fail)."""
+    import ray
+
+    from sweep.tune_runner import fit_to_local_cluster
+
+    if not local:
+        return spec, None  # a cluster may have no GPU node yet: the autoscaler adds them on demand
+    return fit_to_local_cluster(spec, ray.cluster_resources())
+
+
 def _run_and_report(spec: ExperimentSpec, out: Any, todo: list, *, skipped: int, local: bool,
                     verbose: bool) -> int:
     import ray
 
     from sweep.progress import format_seconds
-    from sweep.tune_runner import concurrent_slots, fit_to_local_cluster, run_tune
+    from sweep.tune_runner import concurrent_slots, run_tune
 
     resources = ray.cluster_resources()
-    if local:
-        spec, note = fit_to_local_cluster(spec, resources)
-        if note:
-            print(f"sweep run: note: {note}", file=sys.stderr)
     slots = concurrent_slots(spec, resources)
     print(f"sweep run: Ray {'local' if local else 'cluster'} with {resources.get('CPU', 0):g} CPUs, "
           f"{resources.get('GPU', 0):g} GPUs; {spec.cpus:g} CPU + {spec.gpus:g} GPU per trial, "
@@ -316,12 +406,14 @@ def _run_and_report(spec: ExperimentSpec, out: Any, todo: list, *, skipped: int,
 # ---- status -----------------------------------------------------------------------------------
 def status_command(args: argparse.Namespace) -> int:
     from sweep.results import open_output, read_failed, scan_done
-    from sweep.results_guard import stored_spec
+    from sweep.results_guard import check_experiment, read_experiment, stored_spec
 
     out = open_output(args.out)
     if args.spec or args.preset:
         args.dataset = args.max_concurrent = None
         spec = resolve_spec(args)
+        if read_experiment(out) is not None:  # as `sweep run` would: another experiment's grid says nothing here
+            check_experiment(out, spec, advice="leave out SPEC to check against OUT's own spec")
     else:
         spec = stored_spec(out)
         if spec is None:

@@ -173,9 +173,16 @@ def concurrent_slots(spec: ExperimentSpec, resources: dict[str, float]) -> int:
 
 
 def fit_to_local_cluster(spec: ExperimentSpec, resources: dict[str, float]) -> tuple[ExperimentSpec, str | None]:
-    """On a Ray we started here, make trials fit: no GPUs -> CPU trials; CPUs capped at what exists."""
+    """On a Ray we started here, make trials fit: no GPUs -> CPU trials; CPUs capped at what exists.
+
+    A spec that insists on ``device = "cuda"`` cannot run on a machine without GPUs (every trial
+    would fail): ValueError, before anything in OUT changes.
+    """
     from dataclasses import replace
 
+    if spec.device == "cuda" and resources.get("GPU", 0) == 0:
+        raise ValueError("resources.device is 'cuda' but this machine's Ray has no GPUs; allowed here: "
+                         "device 'auto' or 'cpu' (or run it with --address on a cluster with GPUs)")
     notes = []
     if spec.gpus and resources.get("GPU", 0) == 0:
         spec = replace(spec, gpus=0.0)

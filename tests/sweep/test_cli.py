@@ -6,6 +6,7 @@ None of these start Ray: every check happens before it.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from datetime import datetime, timezone
 
@@ -56,6 +57,8 @@ def test_help_lists_every_option_with_its_default(capsys):
     (["run", "--preset", "blog-x20", "--seeds", "200"], r"this grid has 12,000 trials \(more than 2,000\).*--yes"),
     (["run", "--address", "127.0.0.1:1"], r"cannot reach the Ray cluster at '127\.0\.0\.1:1'"),
     (["run", "--address", "nonsense"], r"Ray address must look like host:port, ray://host:port or auto"),
+    # 10 cells x 100,000 seeds: refused by arithmetic, before a million trials are built
+    (["run", "--seeds", "100000"], r"this grid has 1,000,000 trials \(more than 2,000\)"),
     (["run", "--dataset", "parquet:/no/such/dir"], r"dataset directory /no/such/dir .* does not exist"),
     (["run", "--dataset", "mnist"], r"unknown dataset 'mnist'"),
     (["status", "{tmp}"], r"holds no sweep \(no experiment\.json\); give a SPEC"),
@@ -72,11 +75,17 @@ def test_bad_run_input_is_one_line_exit_2_nothing_written(argv, match, capfd, tm
     assert not out.exists()
 
 
-def test_argument_errors_exit_2(capsys):
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--seeds", "0"], "--seeds: must be an integer >= 1, got '0'"),
+    # The cap of a spec's `seeds = N`; before, 10 million built every TrialConfig: a MemoryError traceback.
+    (["run", "--seeds", "10000000"], "--seeds: must be an integer in [1, 100000], got '10000000'"),
+    (["status", "out", "--seeds", "100001"], "--seeds: must be an integer in [1, 100000], got '100001'"),
+])
+def test_argument_errors_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
-        sweep_main(["run", "--seeds", "0"])
+        sweep_main(argv)
     assert info.value.code == 2
-    assert "--seeds: must be an integer >= 1, got '0'" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_out_of_another_experiment_is_refused_untouched(quick_out, capfd):
@@ -110,9 +119,25 @@ def test_status_table_counts_done_missing_failed(quick_out, capsys):
     assert "50 trials in the grid: 1 done, 48 missing, 1 failed" in capsys.readouterr().out
 
 
-def test_status_against_another_spec_file(quick_out, write_spec, smoke_spec_text, capsys):
-    spec_path = write_spec(smoke_spec_text)
+def test_status_against_another_grid_of_the_same_experiment(quick_out, write_spec, capsys):
+    from sweeptest import REPO
+
+    text = (REPO / "sweep" / "presets" / "quick.toml").read_text().replace(
+        "train_sizes = [1.0, 0.4]", "train_sizes = [0.2]")
+    spec_path = write_spec(text)
     assert sweep_main(["status", quick_out, spec_path]) == 0
-    text = capsys.readouterr().out
-    assert f"{load_spec(spec_path).num_trials} trials in the grid: 0 done" in text
-    assert "1 finished trial(s) in OUT are outside this grid" in text
+    out = capsys.readouterr().out
+    assert f"{load_spec(spec_path).num_trials} trials in the grid: 0 done" in out
+    assert "1 finished trial(s) in OUT are outside this grid" in out
+
+
+def test_status_against_another_experiments_spec_is_refused_as_run_would(quick_out, write_spec,
+                                                                          smoke_spec_text, capfd):
+    # Before: exit 0 and every trial "missing", while `sweep run` refuses the same pair.
+    spec_path = write_spec(smoke_spec_text)
+    assert sweep_main(["status", quick_out, spec_path]) == 2
+    line = error_line(capfd)
+    assert re.search(r"^sweep status: error: .*out holds results of a different experiment \(epochs: 8 there, "
+                     r"1 here; name: 'quick' there, 'smoke' here\); leave out SPEC", line), line
+    assert sweep_main(["status", quick_out, "--preset", "fast"]) == 2
+    assert "holds results of a different experiment (dataset: 'digits' there, 'cifar10' here" in error_line(capfd)

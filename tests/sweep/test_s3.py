@@ -98,6 +98,6 @@ def test_sweep_run_status_resume_and_report_on_s3(s3, tmp_path, monkeypatch):
     assert rows.trial_id.nunique() == 6 and len(rows) == 6 * 10 * 10
     assert sorted(rows.groupby("trial_id").seed.first().value_counts().to_dict().items()) == [(0, 2), (1, 2), (2, 2)]
 
-    report = run(["report", s3["uri"], "--to", tmp_path / "report", "--n-boot", "50"], s3["env"])
+    report = run(["report", s3["uri"], "--to", tmp_path / "report", "--n-boot", "100"], s3["env"])
     assert report.returncode == 0, report.stderr[-2000:]
     assert (tmp_path / "report" / "index.html").is_file()

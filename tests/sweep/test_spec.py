@@ -82,7 +82,13 @@ def test_identity_ignores_axes_and_resources_but_not_recipe():
     ('name = "a"\ntrain_sizes = [1.5]\n', r"train_sizes: .* got 1\.5"),
     ('name = "a"\ntrain_sizes = [100, 100]\n', r"train_sizes has a duplicate value 100"),
     ('name = "a"\nseeds = 0\n', r"seeds as a count must be in \[1, 100000\], got 0"),
-    ('name = "a"\nseeds = [-1]\n', r"seeds: each value must be an integer >= 0, got -1"),
+    ('name = "a"\nseeds = [-1]\n', r"seeds: each value must be an integer in \[0, 2\*\*63 - 1\] .* got -1"),
+    ('name = "a"\nseeds = [9223372036854775808]\n', r"seeds: each value must be an integer in \[0, 2\*\*63 - 1\] "
+     r"\(the Parquet seed column is int64\), got 9223372036854775808"),
+    ('name = "a"\nseeds = 100001\n', r"seeds as a count must be in \[1, 100000\], got 100001"),
+    ('name = ".."\n', r"name must be 1-64 characters .* starting with a letter or digit, got '\.\.'"),
+    ('name = "."\n', r"name must be .* starting with a letter or digit, got '\.'"),
+    ('name = "-x"\n', r"name must be .* starting with a letter or digit, got '-x'"),
     ('name = "a"\nseeds = [1, 1]\n', r"seeds has a duplicate value 1"),
     ('name = "a"\nmodels = ["vgg"]\n', r"models: unknown model 'vgg'; allowed: blog_cnn, fast_cnn, resnet18"),
     ('name = "a"\nmodels = "blog_cnn"\n', r"models must be a list, got 'blog_cnn'"),
@@ -159,3 +165,25 @@ seeds = 2
     flipped = noisy.labels != truth
     assert abs(flipped.mean() - 0.4) < 0.01  # every picked label moves: the matrix has a zero diagonal
     assert np.array_equal(noisy.labels[flipped], (truth[flipped] + 1) % k)
+
+
+def test_a_spec_is_validated_without_building_its_grid():
+    # 10 cells x 100,000 seeds: building every TrialConfig to check it took gigabytes (MemoryError
+    # behind `sweep run --seeds 10000000`); one trial per axis value checks the same.
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        spec = load_preset("quick").with_overrides(seeds=100_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert spec.num_trials == 1_000_000
+    assert peak < 50e6, f"{peak / 1e6:.0f} MB to check a spec"
+    with pytest.raises(ValueError, match=r"--seeds must be at most 100,000 .* got 100001"):
+        load_preset("quick").with_overrides(seeds=100_001)
+    # Still every cell: a bad value anywhere in an axis, or a bad combination of two, is found.
+    with pytest.raises(ValueError, match="noise_mode 'matrix' needs noise_matrix"):
+        ExperimentSpec(name="a", noise_mode="matrix", noise_fractions=(0.0, 0.0001), seeds=tuple(range(5)))
+    with pytest.raises(ValueError, match="fast_cnn has BatchNorm layers"):
+        ExperimentSpec(name="a", models=("blog_cnn", "fast_cnn"), train_sizes=(100, 1))
