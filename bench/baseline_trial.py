@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 import time
 from pathlib import Path
@@ -152,10 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args(argv)
     out = run_baseline(args.data, train_size=args.train_size, epochs=args.epochs, seed=args.seed,
                        num_workers=args.workers)
-    print(" ".join(f"{k}={v:.4f}" for k, v in out.items()))
+    print(json.dumps(out) if args.json else " ".join(f"{k}={v:.4f}" for k, v in out.items()))
     return 0
 
 
