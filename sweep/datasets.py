@@ -33,6 +33,7 @@ import json
 import os
 import pickle
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -188,9 +189,27 @@ def _read_cache(path: Path) -> dict[str, Any] | None:
             fields["classes"] = tuple(str(c) for c in npz["classes"])
             fields["augment"] = bool(npz["augment"])
         return fields
-    except (OSError, ValueError, KeyError, EOFError) as exc:  # e.g. a file from an older numpy
-        warnings.warn(f"ignoring unreadable dataset cache {path}: {exc}", stacklevel=3)
+    except Exception as exc:  # noqa: BLE001 - truncated or damaged (zipfile.BadZipFile, a bad CRC), old numpy, ...
+        # The source is decoded again and its cache written over this file.
+        warnings.warn(f"ignoring unreadable dataset cache {path}: {type(exc).__name__}: {exc}", stacklevel=3)
         return None
+
+
+ABANDONED_TEMP_S = 3600  # a cache temp file this old belongs to a writer that was killed
+
+
+def _remove_abandoned_temp_files(path: Path) -> None:
+    """Delete ``path``'s temp files left by writers killed mid-write (a CIFAR-10 one is ~180 MB).
+
+    A temp file younger than ``ABANDONED_TEMP_S`` may be another process writing right now: kept.
+    """
+    now = time.time()
+    for tmp in path.parent.glob(f".{path.stem}-*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > ABANDONED_TEMP_S:
+                tmp.unlink()
+        except OSError:  # gone meanwhile, or not ours to remove
+            pass
 
 
 def _write_cache(path: Path, dataset: ImageDataset) -> None:
@@ -199,10 +218,13 @@ def _write_cache(path: Path, dataset: ImageDataset) -> None:
     arrays["augment"] = np.array(dataset.augment)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_temp_files(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)  # uncompressed: loading is a plain read
+                f.flush()
+                os.fsync(f.fileno())  # on disk before it takes the final name: a crash leaves no half file there
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)

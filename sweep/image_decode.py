@@ -142,7 +142,7 @@ def _image_column(column, path: Path) -> list[bytes | None]:
     import pyarrow as pa
 
     kind = column.type
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
         return column.to_pylist()
     if pa.types.is_struct(kind) and kind.get_field_index("bytes") >= 0:
         # Hugging Face's Image feature: struct<bytes: binary, path: string>.
@@ -163,7 +163,7 @@ def _label_column(column, path: Path) -> list[str] | np.ndarray:
         row = int(pc.index(pc.is_null(column), True).as_py())
         raise ValueError(f"label in {path} row {row} is null; every row needs a class name or int")
     kind = column.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
         return column.to_pylist()
     if pa.types.is_integer(kind):
         return column.to_numpy().astype(np.int64)

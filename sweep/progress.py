@@ -42,6 +42,7 @@ class SweepProgress(Callback):
         self.trial_seconds: list[float] = []  # each finished trial's own wall clock
         self._last_print = 0.0
         self._line_width = 0
+        self._last_text = ""  # the last line a log (not a terminal) got
 
     @property
     def stream(self) -> TextIO:
@@ -108,7 +109,11 @@ class SweepProgress(Callback):
         else:
             if not force and now - self._last_print < self.log_every_s:
                 return
-            self.stream.write(self.line() + "\n")
+            text = self.line()
+            if text == self._last_text:  # a log gets each state once (the end is announced three ways)
+                return
+            self.stream.write(text + "\n")
+            self._last_text = text
         self.stream.flush()
         self._last_print = now
 
@@ -117,6 +122,9 @@ class SweepProgress(Callback):
         if not self.enabled or self._last_print < 0:
             return
         text = self.line()
-        self.stream.write(("\r" + text.ljust(self._line_width) if self.tty else text) + "\n")
+        if self.tty:
+            self.stream.write("\r" + text.ljust(self._line_width) + "\n")
+        elif text != self._last_text:
+            self.stream.write(text + "\n")
         self.stream.flush()
         self._last_print = -1.0

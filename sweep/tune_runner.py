@@ -164,7 +164,8 @@ class SweepOutcome:
 
 def concurrent_slots(spec: ExperimentSpec, resources: dict[str, float]) -> int:
     """How many trials fit at once in a cluster with ``resources`` (by CPU, GPU and max_concurrent)."""
-    slots = int(resources.get("CPU", 0) // spec.cpus) if spec.cpus else 10**6
+    # Rounded before the floor, as for GPUs: 2 // 0.2 is 9.0 in floating point, not 10.
+    slots = int(round(resources.get("CPU", 0) / spec.cpus, 6)) if spec.cpus else 10**6
     if spec.gpus:
         slots = min(slots, int(round(resources.get("GPU", 0) / spec.gpus, 6)))
     if spec.max_concurrent:

@@ -132,10 +132,21 @@ def test_same_source_named_differently_shares_arrays_but_keeps_its_name(tiny_par
     assert relative.train_images is absolute.train_images
 
 
-def test_unreadable_cache_file_is_replaced(cache_dir: Path):
+def _flip_byte_mid_file(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: b"truncated",  # not a zip file at all
+    lambda data: data[: len(data) // 2],  # cut in half: zipfile.BadZipFile
+    lambda data: data[:-10],  # its end cut off
+    _flip_byte_mid_file,  # one byte flipped: a bad CRC
+], ids=["garbage", "first-half", "tail-cut", "flipped-byte"])
+def test_unreadable_cache_file_is_replaced(cache_dir: Path, damage):
     first = load_dataset("digits")
     path = cache_dir / "datasets" / f"digits-{first.source_id}.npz"
-    path.write_bytes(b"truncated")
+    path.write_bytes(damage(path.read_bytes()))
     clear_memory_cache()
     before = cache_stats()
     with pytest.warns(UserWarning, match="ignoring unreadable dataset cache"):
@@ -143,6 +154,23 @@ def test_unreadable_cache_file_is_replaced(cache_dir: Path):
     assert _delta(before)["decodes"] == 1
     assert np.array_equal(again.train_images, first.train_images)
     assert path.stat().st_size > 1000  # rewritten
+
+
+def test_temp_files_of_killed_writers_are_removed_and_fresh_ones_kept(cache_dir: Path):
+    import os
+    import time
+
+    first = load_dataset("digits")
+    path = cache_dir / "datasets" / f"digits-{first.source_id}.npz"
+    abandoned, fresh = path.parent / f".{path.stem}-dead.tmp", path.parent / f".{path.stem}-busy.tmp"
+    for tmp in (abandoned, fresh):
+        tmp.write_bytes(b"half a cache")
+    old = time.time() - 2 * 3600
+    os.utime(abandoned, (old, old))
+    path.unlink()  # the next load writes the cache again
+    clear_memory_cache()
+    load_dataset("digits")
+    assert path.is_file() and not abandoned.exists() and fresh.exists()
 
 
 # --- parquet:DIR ---------------------------------------------------------------------------------
@@ -156,6 +184,22 @@ def test_parquet_png_bytes_with_string_labels(tiny_parquet_dir: Path, tiny_pixel
         assert np.array_equal(getattr(ds, f"{split}_images"), pixels.transpose(0, 3, 1, 2))  # PNG is lossless
         assert [ds.classes[i] for i in getattr(ds, f"{split}_labels")] == names
     assert ds.augment is True
+
+
+def test_parquet_view_columns_load_like_plain_ones(tmp_path: Path, tiny_parquet_dir: Path, tiny_pixels):
+    """Arrow's binary_view / string_view hold the same data as binary / string (newer writers use them)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for split in ("train", "test"):
+        table = pq.read_table(tiny_parquet_dir / f"{split}.parquet")
+        table = table.cast(pa.schema([pa.field("image", pa.binary_view()), pa.field("label", pa.string_view()),
+                                      table.schema.field("index")]))
+        pq.write_table(table, tmp_path / f"{split}.parquet")
+    views, plain = load_dataset(f"parquet:{tmp_path}"), load_dataset(f"parquet:{tiny_parquet_dir}")
+    assert views.classes == plain.classes
+    assert np.array_equal(views.train_images, plain.train_images)
+    assert np.array_equal(views.test_labels, plain.test_labels)
 
 
 def test_parquet_hugging_face_struct_with_int_labels(tmp_path: Path, tiny_pixels, encode_image, write_parquet):

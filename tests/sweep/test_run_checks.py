@@ -260,3 +260,17 @@ def test_two_drivers_finding_one_stale_lock_do_not_both_take_it(tmp_path):
     refused = next(r for r in results if not r["held"])
     assert "is in use by another sweep driver" in refused["error"]
     assert json.loads((out / ".lock").read_text())["pid"] == held[0]["pid"]  # the holder's, untouched
+
+
+@pytest.mark.parametrize("cpus, gpus, resources, slots", [
+    (0.2, 0.0, {"CPU": 2.0}, 10),  # 2 // 0.2 is 9.0 in floating point
+    (0.1, 0.0, {"CPU": 2.0}, 20),
+    (0.3, 0.0, {"CPU": 2.0}, 6),
+    (1.0, 0.25, {"CPU": 16.0, "GPU": 1.0}, 4),
+    (2.0, 0.0, {"CPU": 3.0}, 1),
+])
+def test_concurrent_slots_counts_fractional_shares_exactly(cpus, gpus, resources, slots):
+    from sweep.spec import load_preset
+    from sweep.tune_runner import concurrent_slots
+
+    assert concurrent_slots(dataclasses.replace(load_preset("quick"), cpus=cpus, gpus=gpus), resources) == slots
