@@ -20,7 +20,6 @@ Run alone (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
@@ -147,17 +146,34 @@ def run_baseline(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from _cli import OneLineParser
+
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/cifar10-jpeg", help="folder with train/test.parquet")
     parser.add_argument("--train-size", type=int, default=5000, help="training examples")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (>= 0)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (>= 1); default: torch's own")
+    parser.add_argument("--trials", type=int, default=1,
+                        help="trials in a row in this process, seeds SEED, SEED+1, ... (>= 1): the first pays the "
+                             "process's one-time costs, later ones run warm")
+    parser.add_argument("--json", action="store_true", help="print each result as one JSON object per line")
     args = parser.parse_args(argv)
-    out = run_baseline(args.data, train_size=args.train_size, epochs=args.epochs, seed=args.seed,
-                       num_workers=args.workers)
-    print(json.dumps(out) if args.json else " ".join(f"{k}={v:.4f}" for k, v in out.items()))
+    for name, low in (("train_size", 1), ("epochs", 1), ("seed", 0), ("workers", 0), ("trials", 1)):
+        if getattr(args, name) < low:
+            parser.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if not (Path(args.data) / "train.parquet").is_file():
+        parser.error(f"{Path(args.data) / 'train.parquet'} not found; pass --data DIR with train/test.parquet")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    for trial in range(args.trials):
+        out = run_baseline(args.data, train_size=args.train_size, epochs=args.epochs, seed=args.seed + trial,
+                           num_workers=args.workers)
+        out["threads"] = torch.get_num_threads()
+        print(json.dumps(out) if args.json else " ".join(f"{k}={v:.4f}" for k, v in out.items()), flush=True)
     return 0
 
 

@@ -25,7 +25,9 @@ FRACTIONS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from _cli import OneLineParser
+
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=100, help="seeds per cell; 100 x 10 x 10 = 10,000 trials")
     parser.add_argument("--out", default=None, help="reuse/keep this results folder instead of a temp one")
     args = parser.parse_args()

@@ -81,7 +81,9 @@ def child(variant: str, threads: int, steps: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from _cli import OneLineParser
+
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="each round runs every variant once (>= 1)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (>= 1)")
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per variant (>= 1)")
@@ -98,8 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         for variant in VARIANTS:
             out = subprocess.run(
                 [sys.executable, __file__, "--child", variant, "--threads", str(args.threads), "--steps", str(args.steps)],
-                capture_output=True, text=True, check=True,
+                capture_output=True, text=True,
             )
+            if out.returncode != 0:
+                lines = out.stderr.strip().splitlines()
+                print(f"error: the {variant} process of round {round_} failed (exit code {out.returncode}): "
+                      f"{lines[-1] if lines else '(no stderr)'}", file=sys.stderr)
+                return 1
             row = json.loads(out.stdout.strip().splitlines()[-1])
             results[variant].append(row)
             print(f"round {round_}: {variant:>10}: step {row['step_ms']:.1f} ms, {row['faults_per_step']:.0f} "

@@ -124,7 +124,9 @@ class Sampler(threading.Thread):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from _cli import OneLineParser
+
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=2000, help="trials in the grid, a multiple of 20 (default 2000)")
     parser.add_argument("--checkpoints", default="500,2000", help="committed-trial counts to report (default 500,2000)")
     parser.add_argument("--keep", metavar="OUT", help="write the results here instead of a temporary folder")

@@ -11,7 +11,6 @@ current memory would climb by 176 MiB a trial.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 import time
@@ -31,13 +30,26 @@ def memory_mib() -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from _cli import OneLineParser
+
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/cifar10-jpeg", help="folder with train/test.parquet")
-    parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--train-size", type=int, default=10_000, help="images per trial (the subset copy scales with it)")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--trials", type=int, default=3, help="trials in a row (>= 1)")
+    parser.add_argument("--train-size", type=int, default=10_000,
+                        help="images per trial, 1-50000 (the subset copy scales with it)")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per trial (>= 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (>= 1)")
     args = parser.parse_args(argv)
+    for name, low, high in (("trials", 1, None), ("train_size", 1, 50_000), ("epochs", 1, None),
+                            ("threads", 1, None)):
+        value = getattr(args, name)
+        if value < low or (high is not None and value > high):
+            allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+            parser.error(f"--{name.replace('_', '-')} must be {allowed}, got {value}")
+    if not (Path(args.data) / "train.parquet").is_file():
+        print(f"error: {Path(args.data) / 'train.parquet'} not found; pass --data DIR with train/test.parquet",
+              file=sys.stderr)
+        return 2
     if not Path("/proc/self/status").is_file():
         print("error: needs Linux /proc/self/status for VmRSS/VmHWM", file=sys.stderr)
         return 2

@@ -10,7 +10,6 @@ trial's training seconds as the trials table records them, medians over runs.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -51,7 +50,9 @@ def one_run(data: Path, keep: bool) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from _cli import OneLineParser
+
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/cifar10-jpeg", help="folder with train/test.parquet")
     parser.add_argument("--repeat", type=int, default=2, help="runs per variant (>= 1)")
     args = parser.parse_args(argv)

@@ -78,17 +78,31 @@ def summary(rows: list[dict[str, float]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from _cli import OneLineParser
+
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="quick", help="preset to run (default: quick)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per tree, each into a fresh OUT (default: 3)")
     parser.add_argument("--baseline-tree", type=Path, metavar="DIR",
                         help="another checkout to measure alternately with this one (default: none)")
     parser.add_argument("--keep", metavar="OUT", help="keep this tree's last run's results here")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be >= 1, got {args.repeat}")
+    if args.keep and Path(args.keep).exists() and not Path(args.keep).is_dir():
+        parser.error(f"--keep {args.keep}: exists and is not a folder")
 
     trees = {"this tree": REPO}
     if args.baseline_tree:
+        if not (args.baseline_tree / "sweep" / "cli.py").is_file():
+            parser.error(f"--baseline-tree {args.baseline_tree}: not a checkout of this repository "
+                         "(needs DIR/sweep/cli.py)")
         trees = {"baseline": args.baseline_tree.resolve(), **trees}
+    for name, tree in trees.items():
+        presets = tree / "sweep" / "presets"
+        if presets.is_dir() and not (presets / f"{args.preset}.toml").is_file():  # an old tree may lack the folder
+            allowed = ", ".join(sorted(p.stem for p in presets.glob("*.toml"))) or "none found"
+            parser.error(f"--preset {args.preset!r} is not a preset of {name} ({tree}); allowed: {allowed}")
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     for i in range(args.repeat):
         for name, tree in trees.items():

@@ -21,8 +21,9 @@ Variants:
 - ``baseline_alloc`` (with ``--baseline-allocator``): the same script with the project's allocator
   setting applied first, to show how much of the gap that one setting is.
 - ``project_Nt``: ``run_trial`` on N threads, for each N of ``--threads``.
-- ``project_1t_xK`` (with ``--concurrent K``): K one-thread trials at once in K processes, as a
-  sweep packs a machine (one trial per core); its seconds are the wall clock of the K divided by
+- ``project_1t_xK`` (with ``--concurrent K``, K >= 2): K one-thread trials at once in K processes,
+  as a sweep packs a machine (one trial per core); its seconds are the wall clock from the earliest
+  start to the latest end of the K timed trials (absolute times each process reports), divided by
   K: seconds per trial of this machine's throughput.
 
 With ``--warm`` every process first runs one untimed trial of its own kind (seed + 1000), then the
@@ -83,9 +84,11 @@ def child(args: argparse.Namespace) -> int:
         if args.warm:
             run_baseline(args.data, train_size=args.train_size, epochs=args.epochs, seed=args.seed + 1000,
                          num_workers=args.baseline_workers)
+        start_time = time.time()
         out = run_baseline(args.data, train_size=args.train_size, epochs=args.epochs, seed=args.seed,
                            num_workers=args.baseline_workers)
-        print(json.dumps({**out, "threads": threads}), flush=True)
+        end_time = time.time()
+        print(json.dumps({**out, "threads": threads, "start_time": start_time, "end_time": end_time}), flush=True)
         return 0
     from sweep.config import TrialConfig
     from sweep.datasets import load_dataset
@@ -97,11 +100,13 @@ def child(args: argparse.Namespace) -> int:
                          seed=args.seed, num_threads=args.child_threads, device="cpu")
     if args.warm:
         run_trial(config.replace(seed=args.seed + 1000), dataset)
+    start_time = time.time()  # absolute (Unix) times: comparable across processes
     started = time.perf_counter()
     result = run_trial(config, dataset)
     wall = time.perf_counter() - started
+    end_time = time.time()
     print(json.dumps({"seconds": wall, "train_seconds": result.train_seconds, "accuracy": result.accuracy,
-                      "threads": args.child_threads}), flush=True)
+                      "threads": args.child_threads, "start_time": start_time, "end_time": end_time}), flush=True)
     return 0
 
 
@@ -128,19 +133,24 @@ def spread(values: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from _cli import OneLineParser
+
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/cifar10-jpeg", help="folder with train/test.parquet")
     parser.add_argument("--n", type=int, default=3, help="rounds; each runs every variant once (>= 1)")
-    parser.add_argument("--train-size", type=int, default=5000)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--train-size", type=int, default=5000, help="training images per trial, 1-50000")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per trial (>= 1)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1],
-                        help="torch threads of the project's trial; 1 is the sweep's per-slot setting (cpus = 1)")
+                        help="torch threads of the project's trial, each >= 1; 1 is the sweep's per-slot setting "
+                             "(cpus = 1)")
     parser.add_argument("--concurrent", type=int, default=0,
-                        help="also run this many one-thread project trials at once (a sweep's packing)")
+                        help="also run this many (>= 2) one-thread project trials at once (a sweep's packing); "
+                             "0: none")
     parser.add_argument("--baseline-threads", type=int, default=None,
-                        help="torch threads of the baseline (default: torch's default, all cores)")
+                        help="torch threads of the baseline, >= 1 (default: torch's default, all cores)")
     parser.add_argument("--baseline-workers", type=int, default=0,
-                        help="DataLoader workers of the baseline (0: on 2 cores, workers compete with training)")
+                        help="DataLoader workers of the baseline, >= 0 "
+                             "(0: on 2 cores, workers compete with training)")
     parser.add_argument("--baseline-allocator", action="store_true",
                         help="also run the baseline with the project's allocator setting")
     parser.add_argument("--warm", action="store_true",
@@ -156,6 +166,20 @@ def main(argv: list[str] | None = None) -> int:
         return child(args)
     if args.n < 1:
         parser.error(f"--n must be >= 1, got {args.n}")
+    if not 1 <= args.train_size <= 50_000:
+        parser.error(f"--train-size must be in [1, 50000] (CIFAR-10's training images), got {args.train_size}")
+    if args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    if any(t < 1 for t in args.threads):
+        parser.error(f"--threads values must each be >= 1, got {' '.join(map(str, args.threads))}")
+    if len(set(args.threads)) != len(args.threads):
+        parser.error(f"--threads values must be distinct, got {' '.join(map(str, args.threads))}")
+    if args.concurrent < 0 or args.concurrent == 1:
+        parser.error(f"--concurrent must be 0 (none) or >= 2 (1 would repeat project_1t), got {args.concurrent}")
+    if args.baseline_threads is not None and args.baseline_threads < 1:
+        parser.error(f"--baseline-threads must be >= 1, got {args.baseline_threads}")
+    if args.baseline_workers < 0:
+        parser.error(f"--baseline-workers must be >= 0, got {args.baseline_workers}")
     if not (args.data / "train.parquet").is_file():
         print(f"error: {args.data / 'train.parquet'} not found; pass --data DIR with train/test.parquet",
               file=sys.stderr)
@@ -194,16 +218,22 @@ def main(argv: list[str] | None = None) -> int:
             # Seeds seed, seed + n, seed + 2n, ...: distinct trials, none repeated across rounds.
             procs = [spawn(args, "project", seed + k * args.n, 1) for k in range(args.concurrent)]
             outs = [collect(p) for p in procs]
-            # Wall clock of the slowest trial inside its process (process start and dataset load
-            # are a worker's one-time costs), divided by the trials it delivered.
-            per_trial = max(o["seconds"] for o in outs) / args.concurrent
+            # Wall clock from the first timed trial's start to the last one's end (absolute times
+            # from each process: process start and dataset load are a worker's one-time costs, and
+            # the K windows need not start together), divided by the trials it delivered.
+            window = max(o["end_time"] for o in outs) - min(o["start_time"] for o in outs)
+            per_trial = window / args.concurrent
             seconds[name].append(per_trial)
             accuracy[name].extend(o["accuracy"] for o in outs)
-            details[name].append({"trials": outs, "outer_wall_seconds": time.perf_counter() - started})
+            skew = max(o["start_time"] for o in outs) - min(o["start_time"] for o in outs)
+            details[name].append({"trials": outs, "outer_wall_seconds": time.perf_counter() - started,
+                                  "window_seconds": window, "start_skew_seconds": skew,
+                                  "slowest_trial_seconds": max(o["seconds"] for o in outs)})
             each = ", ".join(f"{o['seconds']:.1f}" for o in outs)
             accs = ", ".join(f"{o['accuracy']:.4f}" for o in outs)
-            print(f"round {seed}: {name}: {args.concurrent} trials at once, each {each} s -> "
-                  f"{per_trial:.1f} s per trial of throughput; acc {accs}", flush=True)
+            print(f"round {seed}: {name}: {args.concurrent} trials at once, each {each} s, starts "
+                  f"{skew:.1f} s apart, together {window:.1f} s -> {per_trial:.1f} s per trial of throughput; "
+                  f"acc {accs}", flush=True)
 
     print()
     baseline_threads = details["baseline"][0]["threads"]

@@ -29,7 +29,6 @@ Writes ``gpu_bench.json`` and ``gpu_bench.md`` to $OUT if set, else ./gpu_bench_
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import multiprocessing as mp
@@ -120,13 +119,16 @@ def step_flops(model_name: str, dataset: ImageDataset, device: str, batch_size: 
 
 def _packing_worker(rank: int, args: dict[str, Any], ready, start, results) -> None:
     """Runs trials in a loop from ``start`` for ``window`` seconds; reports completion times."""
+    signalled = False
     try:
         torch.set_num_threads(1)
+        torch.backends.cudnn.benchmark = args["cudnn_benchmark"]  # spawned: the parent's setting is not inherited
         dataset = subset_test(load_dataset(args["spec"]), args["test_size"])
         base = TrialConfig(dataset=args["spec"], model=args["model"], train_size=args["train_size"],
                            epochs=args["epochs"], device=args["device"], num_threads=1)
         run_trial(base.replace(seed=10_000 + rank, epochs=1), dataset)  # warm-up: CUDA context, cuDNN plans
         ready.put(rank)
+        signalled = True
         t0 = start.get()
         done: list[float] = []
         seed = rank * 1000
@@ -138,6 +140,8 @@ def _packing_worker(rank: int, args: dict[str, Any], ready, start, results) -> N
         results.put({"rank": rank, "done": done, "max_memory_allocated_mib": mem})
     except Exception:  # reported to the parent, which records it
         results.put({"rank": rank, "error": traceback.format_exc(limit=5)})
+        if not signalled:  # the parent waits for every worker to be ready: do not make it wait out its timeout
+            ready.put(rank)
 
 
 def packing(processes: int, args: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +228,9 @@ def markdown(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from _cli import OneLineParser
+
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=".device-data/cifar10-jpeg", help="folder with train/test.parquet")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     parser.add_argument("--smoke", action="store_true",
@@ -234,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=25.0, help="seconds each packing run measures")
     parser.add_argument("--budget", type=float, default=450.0, help="seconds; later sections are skipped past it")
     parser.add_argument("--compile", action="store_true", help="also time fast_cnn under torch.compile")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="turn on cuDNN's autotuner in every section (a sweep's trials run without it)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -245,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (data / "train.parquet").is_file():
         print(f"error: {data / 'train.parquet'} not found; pass --data DIR with train/test.parquet", file=sys.stderr)
         return 2
-    if device == "cuda":
-        torch.backends.cudnn.benchmark = True
+    # cuDNN's autotuner is off unless asked for, as in a sweep's trials (run_trial does not set it), so
+    # these figures are what a sweep gets; --cudnn-benchmark measures the lever, in every section.
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     smoke = args.smoke
     full_size = 512 if smoke else None  # None: the whole split
     small_size = 256 if smoke else 5000
@@ -327,11 +336,14 @@ def main(argv: list[str] | None = None) -> int:
             if section not in report.data["sections"] or "runs" not in report.data["sections"][section]:
                 continue
             recipe = recipe_for(base(model))
-            train_flops, fwd_one = step_flops(model, dataset, device, recipe.batch_size)
             run = report.data["sections"][section]["runs"][0]
             n = run["train_size"]
-            steps = (n // recipe.batch_size + (1 if n % recipe.batch_size > 1 else 0)) * recipe.epochs
-            achieved = train_flops * steps / run["train_seconds"] / 1e12
+            batch = min(recipe.batch_size, n)  # what the trial's steps hold
+            train_flops, fwd_one = step_flops(model, dataset, device, batch)
+            steps = (n // batch + (1 if n % batch > 1 else 0)) * recipe.epochs
+            # FLOPs per training image x the images trained on (a trailing partial batch is not a full step)
+            images = (n if n % batch != 1 else n - 1) * recipe.epochs
+            achieved = train_flops / batch * images / run["train_seconds"] / 1e12
             peak = peak_tflops(device_name)
             flops[model] = {"train_step_gflop": train_flops / 1e9, "forward_mflop_per_image": fwd_one / 1e6,
                             "steps": steps, "achieved_tflops_train": achieved, "peak_tflops": peak,
@@ -355,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     # 5. packing
     trial_size = small_size
     pack_args = {"spec": spec, "model": "blog_cnn", "train_size": trial_size, "epochs": epochs, "device": device,
-                 "window": window, "test_size": test_size}
+                 "window": window, "test_size": test_size, "cudnn_benchmark": args.cudnn_benchmark}
     runs = []
     for p in processes:
         if over_budget(f"packing_{p}"):

@@ -11,7 +11,6 @@ cuDNN warm-up, so the default recipe is run twice. Results: BENCHMARKS.md, "fast
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -34,15 +33,26 @@ PROBES = [
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main() -> int:
+    from _cli import OneLineParser
+
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=".device-data/cifar10-jpeg", help="folder with train/test.parquet")
     parser.add_argument("--seed", type=int, default=0, help="trial seed (>= 0)")
     args = parser.parse_args()
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    data = Path(args.data)
+    if not (data / "train.parquet").is_file():
+        print(f"error: {data / 'train.parquet'} not found; pass --data DIR with train/test.parquet", file=sys.stderr)
+        return 2
+    out = Path(os.environ.get("OUT", ".")) / "probe.jsonl"
+    if not out.parent.is_dir():
+        print(f"error: OUT={out.parent} is not a folder; set OUT to an existing folder (or unset it)", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     dataset = load_dataset(f"parquet:{args.data}")
     print(f"decode {time.perf_counter() - started:.1f} s", flush=True)
-    out = Path(os.environ.get("OUT", ".")) / "probe.jsonl"
     with out.open("w") as sink:
         for overrides in PROBES:
             result = run_trial(TrialConfig(dataset=dataset.name, model="fast_cnn", seed=args.seed, **overrides), dataset)
@@ -50,7 +60,8 @@ def main() -> None:
                        seconds=result.seconds, device=result.device)
             print(json.dumps(row), flush=True)
             sink.write(json.dumps(row) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
