@@ -28,8 +28,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .grid import (MIN_BOOT_SEEDS, Grid, check_factor, check_frame, check_options, class_dtype, expanded_percentile,
-                   format_levels, per_model, seed_mean, to_grid)
+from .grid import (MIN_BOOT_SEEDS, Grid, bootstrap_indices, check_factor, check_frame, check_options, class_dtype,
+                   expanded_percentile, format_levels, per_model, seed_mean, to_grid)
 
 N_BREAKS = 41  # candidate breakpoints between the 2nd and 2nd-to-last level (plus the levels)
 EXPONENTS = np.geomspace(0.05, 3.0, 40)  # candidate power-law exponents for size
@@ -236,7 +236,7 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
         d_obs = rss_line - rss_hinge  # how much of the curve the bend explains beyond a line
         ci_low = ci_high = p_value = np.full(P, np.nan)
         if S >= MIN_BOOT_SEEDS:
-            idx = rng.integers(0, S, size=(n_boot, S))
+            idx = bootstrap_indices(S, n_boot, rng)
             boot_mean = values[idx].mean(axis=1).transpose(0, 2, 1)  # (B, P, L)
             boot_c = c[_rss(hinge_r, boot_mean).argmin(axis=-1)]  # (B, P)
             ci_low, ci_high = expanded_percentile(boot_c, S, confidence)

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .grid import (MIN_BOOT_SEEDS, Grid, check_factor, check_frame, check_options, class_dtype, expanded_percentile,
-                   per_model, seed_mean, to_grid)
+from .grid import (MIN_BOOT_SEEDS, Grid, bootstrap_indices, check_factor, check_frame, check_options, class_dtype,
+                   expanded_percentile, per_model, seed_mean, to_grid)
 
 POWER = 0.8  # power of the paired test assumed by seeds_to_separate_next
 N_SPLITS = 200  # random seed half-splits for rank_tau_halves
@@ -61,7 +61,7 @@ def _half_split_tau(per_seed: np.ndarray, rng: np.random.Generator) -> float:
     return float(np.nanmean(kendall_tau(first, second)))
 
 
-def classes_with_recall(per_seed: np.ndarray, grid: Grid, m: int, what: str) -> np.ndarray:
+def _classes_with_recall(per_seed: np.ndarray, grid: Grid, m: int, what: str) -> np.ndarray:
     """Indices of the classes whose per-seed values (S, K) are finite; warns about the others.
 
     A class with no test examples has no recall (0/0) in any trial; it cannot be ranked or fitted.
@@ -78,7 +78,7 @@ def _boot(per_seed: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.nda
     S = per_seed.shape[0]
     if S < 2:
         return np.full((n_boot, per_seed.shape[1]), np.nan)
-    return per_seed[rng.integers(0, S, size=(n_boot, S))].mean(axis=1)
+    return per_seed[bootstrap_indices(S, n_boot, rng)].mean(axis=1)
 
 
 def sensitivity_ranking(df: pd.DataFrame, *, factor: str = "noise", n_boot: int = 2000,
@@ -132,7 +132,7 @@ def sensitivity_ranking(df: pd.DataFrame, *, factor: str = "noise", n_boot: int 
     def one(m: int) -> pd.DataFrame:
         x, recall, base, seeds = recall_along(grid, m, factor)
         per_seed = per_seed_sensitivity(x, recall, base)
-        classes = classes_with_recall(per_seed, grid, m, "the ranking")
+        classes = _classes_with_recall(per_seed, grid, m, "the ranking")
         recall, per_seed = recall[..., classes], per_seed[:, classes]  # (S, L, K), (S, K) over the kept classes
         S, K = per_seed.shape
         summary = seed_mean(per_seed, axis=0, confidence=confidence)

@@ -13,8 +13,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .grid import (MIN_BOOT_SEEDS, Grid, check_frame, check_level, check_options, class_dtype, expanded_percentile, format_levels,
-                   per_model, seed_mean, to_grid)
+from .grid import (MIN_BOOT_SEEDS, Grid, bootstrap_indices, check_frame, check_level, check_options, class_dtype,
+                   expanded_percentile, format_levels, per_model, seed_mean, to_grid)
 
 
 def _recall(grid: Grid) -> np.ndarray:
@@ -186,7 +186,7 @@ def exchange_rate(df: pd.DataFrame, *, n_boot: int = 1000, confidence: float = 0
             f0 = _invert(clean_mean[None], fracs, noisy_mean)  # (C, K)
             low = high = np.full(f0.shape, np.nan)
             if S >= MIN_BOOT_SEEDS:
-                idx = rng.integers(0, S, size=(n_boot, S))
+                idx = bootstrap_indices(S, n_boot, rng)
                 boot_clean = np.nanmean(clean[idx], axis=1).transpose(0, 2, 1)  # (B, K, F0)
                 boot_noisy = np.nanmean(noisy[:, idx], axis=2).transpose(1, 0, 2)  # (B, C, K)
                 boot = _invert(boot_clean[:, None], fracs, boot_noisy)  # (B, C, K)
