@@ -7,11 +7,11 @@ again. Same model (blog_cnn, written out below in the study's layer order, ReLU 
 max-pool; the project's ``build_model`` pools first, which gives identical outputs and gradients),
 PyTorch's default initialization (seeded by ``torch.manual_seed(seed)`` as a script does, so not
 the trial's own init stream), same optimizer (Adam, lr 1e-3), same batch size (128), same epochs
-and the same training examples (``sweep.subsets.nested_subset``) as the project's trial, so the
+and the same training examples (``sweep.engine.subsets.nested_subset``) as the project's trial, so the
 two differ only in how the work is done.
 
 Nothing is cached between calls: each trial reads and decodes its JPEGs, as a user's script does
-every time it runs. ``bench/bench_trial.py`` times it against ``sweep.trial.run_trial``.
+every time it runs. ``bench/bench_trial.py`` times it against ``sweep.engine.trial.run_trial``.
 
 Run alone (from the repository root)::
 
@@ -37,7 +37,7 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for `sweep`
 
-from sweep.subsets import nested_subset  # noqa: E402
+from sweep.engine.subsets import nested_subset  # noqa: E402
 
 # The usual published CIFAR-10 channel statistics, in [0, 1] units (what tutorials paste in).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)

@@ -2,12 +2,12 @@
 
 Each variant runs in a fresh process (the allocator setting is process-wide), rounds alternate the
 variants, and the table gives medians with min-max. A variant trains blog_cnn at batch 128 on
-random CIFAR-shaped data (channels_last, fused Adam, as ``sweep.train`` does): 5 warm-up steps, then
+random CIFAR-shaped data (channels_last, fused Adam, as ``sweep.engine.train`` does): 5 warm-up steps, then
 ``--steps`` timed steps; then it evaluates 10,000 images at the CPU evaluation batch size.
 
 - ``plain``: the study's layer order (ReLU then max-pool), glibc's default allocator behaviour.
-- ``allocator``: ``sweep.allocator.retain_freed_memory()`` first.
-- ``pool_first``: ``sweep.models.build_model("blog_cnn")`` as shipped (max-pool then ReLU).
+- ``allocator``: ``sweep.engine.malloc_tuning.retain_freed_memory()`` first.
+- ``pool_first``: ``sweep.engine.models.build_model("blog_cnn")`` as shipped (max-pool then ReLU).
 - ``both``: what a trial runs now.
 
 Also counts minor page faults per training step (``getrusage``).
@@ -37,9 +37,9 @@ def child(variant: str, threads: int, steps: int) -> dict:
     from torch import nn
 
     sys.path.insert(0, str(ROOT))
-    from sweep.allocator import retain_freed_memory
-    from sweep.models import build_model
-    from sweep.train import EVAL_BATCH_SIZE
+    from sweep.engine.malloc_tuning import retain_freed_memory
+    from sweep.engine.models import build_model
+    from sweep.engine.train import EVAL_BATCH_SIZE
 
     if variant in ("allocator", "both"):
         assert retain_freed_memory()

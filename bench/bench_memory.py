@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch  # noqa: F401  (counted in the imports line)
 
-    from sweep.config import TrialConfig
-    from sweep.datasets import load_dataset
-    from sweep.trial import run_trial
+    from sweep.engine.config import TrialConfig
+    from sweep.engine.datasets import load_dataset
+    from sweep.engine.trial import run_trial
 
     rows = [("imports (torch, sweep)", memory_mib(), 0.0)]
     started = time.perf_counter()

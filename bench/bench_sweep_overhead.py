@@ -99,7 +99,7 @@ def main() -> None:
                          "(needs DIR/sweep/cli.py)")
         trees = {"baseline": args.baseline_tree.resolve(), **trees}
     for name, tree in trees.items():
-        presets = tree / "sweep" / "presets"
+        presets = tree / "sweep" / "distributed" / "presets"
         if presets.is_dir() and not (presets / f"{args.preset}.toml").is_file():  # an old tree may lack the folder
             allowed = ", ".join(sorted(p.stem for p in presets.glob("*.toml"))) or "none found"
             parser.error(f"--preset {args.preset!r} is not a preset of {name} ({tree}); allowed: {allowed}")

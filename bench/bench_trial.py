@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, for baseline
 
 def time_one_time_loads(spec: str) -> dict[str, float]:
     """Seconds to decode the dataset into an empty disk cache, and to load that cache afresh."""
-    from sweep.datasets import cache_stats, clear_memory_cache, load_dataset
+    from sweep.engine.datasets import cache_stats, clear_memory_cache, load_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-trial-cache-") as cache_dir:
         clear_memory_cache()
@@ -75,7 +75,7 @@ def child(args: argparse.Namespace) -> int:
         from baseline_trial import run_baseline
 
         if args.child == "baseline_alloc":
-            from sweep.allocator import retain_freed_memory
+            from sweep.engine.malloc_tuning import retain_freed_memory
 
             assert retain_freed_memory()
         if args.child_threads:
@@ -90,9 +90,9 @@ def child(args: argparse.Namespace) -> int:
         end_time = time.time()
         print(json.dumps({**out, "threads": threads, "start_time": start_time, "end_time": end_time}), flush=True)
         return 0
-    from sweep.config import TrialConfig
-    from sweep.datasets import load_dataset
-    from sweep.trial import run_trial
+    from sweep.engine.config import TrialConfig
+    from sweep.engine.datasets import load_dataset
+    from sweep.engine.trial import run_trial
 
     spec = f"parquet:{args.data}"
     dataset = load_dataset(spec)  # what a sweep worker holds before its first trial
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     loads = {} if args.skip_load_timing else time_one_time_loads(f"parquet:{args.data}")
     if not args.skip_load_timing:
-        from sweep.datasets import load_dataset
+        from sweep.engine.datasets import load_dataset
 
         load_dataset(f"parquet:{args.data}")  # fills the default disk cache the children read
 

@@ -52,9 +52,9 @@ def kernels_child(threads: int, batch: int, repeats: int) -> dict:
     import torch.nn.functional as F
 
     sys.path.insert(0, str(ROOT))
-    from sweep.allocator import retain_freed_memory
-    from sweep.models import build_model
-    from sweep.train import EVAL_BATCH_SIZE
+    from sweep.engine.malloc_tuning import retain_freed_memory
+    from sweep.engine.models import build_model
+    from sweep.engine.train import EVAL_BATCH_SIZE
 
     retain_freed_memory()
     torch.set_num_threads(threads)

@@ -48,10 +48,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `sweep` without installing
 
-from sweep.config import TrialConfig  # noqa: E402
-from sweep.datasets import ImageDataset, load_dataset  # noqa: E402
-from sweep.models import build_model, recipe_for  # noqa: E402
-from sweep.trial import run_trial  # noqa: E402
+from sweep.engine.config import TrialConfig  # noqa: E402
+from sweep.engine.datasets import ImageDataset, load_dataset  # noqa: E402
+from sweep.engine.models import build_model, recipe_for  # noqa: E402
+from sweep.engine.trial import run_trial  # noqa: E402
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendor's data sheets, TFLOP/s.
 PEAK_BF16_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H100 NVL": 835.0, "H100 PCIe": 756.0,
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             "label_seconds_median": f"{runs[0]['train_size']} images, {recipe_for(base('fast_cnn')).epochs} epochs",
             "note": "recipe untested on a GPU before this run"}
     if args.compile and not over_budget("fast_cnn_compiled"):
-        import sweep.trial as trial_module
+        import sweep.engine.trial as trial_module
 
         plain_build = trial_module.build_model
         trial_module.build_model = lambda *a, **k: torch.compile(plain_build(*a, **k))

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `sweep` without installing
 
-from sweep.config import TrialConfig  # noqa: E402
-from sweep.datasets import load_dataset  # noqa: E402
-from sweep.trial import run_trial  # noqa: E402
+from sweep.engine.config import TrialConfig  # noqa: E402
+from sweep.engine.datasets import load_dataset  # noqa: E402
+from sweep.engine.trial import run_trial  # noqa: E402
 
 # Each row names batch size, learning rate and epochs outright, so the probe reruns the same
 # recipes whatever fast_cnn's default is (the default changed after this probe: BENCHMARKS.md).

@@ -1,6 +1,6 @@
 """sweep: the trial engine (pure PyTorch) and the Ray Tune layer that runs grids of trials.
 
-Start at ``sweep.trial.run_trial`` (one trial) or ``sweep run`` (a grid); see the README.
+Start at ``sweep.engine.trial.run_trial`` (one trial) or ``sweep run`` (a grid); see the README.
 """
 
 from importlib import metadata as _metadata

@@ -17,8 +17,8 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from sweep.allocator import enabled as allocator_enabled
-from sweep.config import MODEL_NAMES, NOISE_MODES, SUBSET_MODES, TrialConfig
+from sweep.engine.malloc_tuning import enabled as allocator_enabled
+from sweep.engine.config import MODEL_NAMES, NOISE_MODES, SUBSET_MODES, TrialConfig
 
 DATASET_HELP = "digits (offline default) | cifar10 | parquet:DIR | imagefolder:DIR"
 
@@ -157,8 +157,8 @@ def _trial_command(args: argparse.Namespace) -> int:
         augment=None if args.augment is None else args.augment == "on",
         device=args.device, num_threads=args.threads, data_dir=args.data_dir,
     )
-    from sweep.datasets import load_dataset
-    from sweep.trial import prepare_labels, resolve_device, run_trial
+    from sweep.engine.datasets import load_dataset
+    from sweep.engine.trial import prepare_labels, resolve_device, run_trial
 
     resolve_device(config.device)  # 'cuda' without CUDA fails here, before any output
     dataset = load_dataset(config.dataset, data_dir=config.data_dir)
@@ -195,9 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     from analysis import cli as analysis_cli  # light: matplotlib is imported inside its handler
-    from sweep import sweep_cli  # light: Ray and torch are imported inside its handlers
+    from sweep.distributed import driver  # light: Ray and torch are imported inside its handlers
 
-    sweep_cli.register(subparsers)
+    driver.register(subparsers)
     analysis_cli.register(subparsers)
     _add_trial_parser(subparsers)
     return parser

@@ -30,9 +30,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sweep.results import open_output, write_trial
-from sweep.results_guard import record_experiment
-from sweep.spec import load_preset
+from sweep.distributed.store import open_output, write_trial
+from sweep.distributed.lock import record_experiment
+from sweep.distributed.spec import load_preset
 
 # ---- building blocks for the setups -----------------------------------------------------------
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep.spec import PRESETS, load_preset, spec_from_dict
+from sweep.distributed.spec import PRESETS, load_preset, spec_from_dict
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "trial_ids.json").read_text())
 
@@ -39,6 +39,6 @@ def test_spec_trial_ids_of_each_noise_mode_are_unchanged(mode):
 
 
 def test_every_noise_mode_has_a_golden_spec():
-    from sweep.config import NOISE_MODES
+    from sweep.engine.config import NOISE_MODES
 
     assert {GOLDEN["specs"][m]["spec"]["noise_mode"] for m in GOLDEN["specs"]} == set(NOISE_MODES)

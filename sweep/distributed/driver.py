@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from sweep.spec import MAX_SEED_COUNT, PRESETS, ExperimentSpec, load_preset, load_spec
+from sweep.distributed.spec import MAX_SEED_COUNT, PRESETS, ExperimentSpec, load_preset, load_spec
 
 HUGE_GRID = 2000  # trials; a bigger grid needs --yes (a typo in an axis can mean days of compute)
 
@@ -150,9 +150,9 @@ def ray_init_kwargs(address: str | None, *, verbose: bool, dashboard: bool,
     A local Ray binds its dashboard to 127.0.0.1 (reach a remote one through ``ray dashboard`` /
     an SSH tunnel) and starts it only with ``--dashboard``; Ray's logs reach the terminal only
     with ``--verbose``. A cluster we join keeps its own settings. Either way the job's workers get
-    the allocator's environment (``sweep.allocator.worker_env``), unless the user turned it off.
+    the allocator's environment (``sweep.engine.malloc_tuning.worker_env``), unless the user turned it off.
     """
-    from sweep.allocator import worker_env
+    from sweep.engine.malloc_tuning import worker_env
 
     quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
     # Trial workers keep freed tensor memory mapped (sweep/allocator.py): glibc reads these at start.
@@ -227,10 +227,10 @@ def connect_ray(address: str | None, *, verbose: bool, dashboard: bool, num_cpus
 def check_grid_fits(spec: ExperimentSpec, dataset: Any) -> None:
     """Refuse a grid that cannot run on ``dataset`` (every such trial would fail on a worker).
 
-    Uses the engine's own checks (sweep.subsets, sweep.noise: numpy only, no torch import).
+    Uses the engine's own checks (sweep.engine.subsets, sweep.engine.noise: numpy only, no torch import).
     """
-    from sweep.noise import check_matrix, check_pairs
-    from sweep.subsets import resolve_train_size
+    from sweep.engine.noise import check_matrix, check_pairs
+    from sweep.engine.subsets import resolve_train_size
 
     counts: dict[int, int | float] = {}
     for size in spec.train_sizes:
@@ -281,10 +281,10 @@ def _remove_if_empty(root: str, created: str) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from sweep.results import (check_writable, open_output, quarantine, remove_stale_temp_files,
+    from sweep.distributed.store import (check_writable, open_output, quarantine, remove_stale_temp_files,
                                remove_uncommitted, scan_done)
-    from sweep.allocator import enabled as allocator_enabled
-    from sweep.results_guard import OutputLock, check_experiment, check_sizes_against_out, record_experiment
+    from sweep.engine.malloc_tuning import enabled as allocator_enabled
+    from sweep.distributed.lock import OutputLock, check_experiment, check_sizes_against_out, record_experiment
 
     allocator_enabled()  # a bad SWEEP_KEEP_FREED_MEMORY stops here, before anything is printed or started
     spec = resolve_spec(args)  # a grid over HUGE_GRID without --yes stops here, before it is built
@@ -302,7 +302,7 @@ def run_command(args: argparse.Namespace) -> int:
         # A local run sees the same files as its workers: check the dataset here, once, so a bad
         # dataset is one line and exit 2 instead of N failed trials; this also fills the disk cache
         # that the workers then read instead of each decoding the source.
-        from sweep.datasets import load_dataset
+        from sweep.engine.datasets import load_dataset
 
         dataset = load_dataset(spec.dataset, data_dir=spec.data_dir)
         check_grid_fits(spec, dataset)
@@ -365,7 +365,7 @@ def _fit_to_ray(spec: ExperimentSpec, *, local: bool) -> tuple[ExperimentSpec, s
     (a ``device = "cuda"`` spec on a machine without GPUs is refused: every trial would fail)."""
     import ray
 
-    from sweep.tune_runner import fit_to_local_cluster
+    from sweep.distributed.tune_layer import fit_to_local_cluster
 
     if not local:
         return spec, None  # a cluster may have no GPU node yet: the autoscaler adds them on demand
@@ -376,8 +376,8 @@ def _run_and_report(spec: ExperimentSpec, out: Any, todo: list, *, skipped: int,
                     verbose: bool) -> int:
     import ray
 
-    from sweep.progress import format_seconds
-    from sweep.tune_runner import concurrent_slots, run_tune
+    from sweep.distributed.progress import format_seconds
+    from sweep.distributed.tune_layer import concurrent_slots, run_tune
 
     resources = ray.cluster_resources()
     slots = concurrent_slots(spec, resources)
@@ -405,8 +405,8 @@ def _run_and_report(spec: ExperimentSpec, out: Any, todo: list, *, skipped: int,
 
 # ---- status -----------------------------------------------------------------------------------
 def status_command(args: argparse.Namespace) -> int:
-    from sweep.results import open_output, read_failed, scan_done
-    from sweep.results_guard import check_experiment, read_experiment, stored_spec
+    from sweep.distributed.store import open_output, read_failed, scan_done
+    from sweep.distributed.lock import check_experiment, read_experiment, stored_spec
 
     out = open_output(args.out)
     if args.spec or args.preset:
@@ -462,7 +462,7 @@ def format_status(spec: ExperimentSpec, uri: str, done: frozenset[str], failed: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sweep.sweep_cli run|status ...``: the two commands without the rest of ``sweep``."""
+    """``python -m sweep.distributed.driver run|status ...``: the two commands without the rest of ``sweep``."""
     parser = argparse.ArgumentParser(prog="sweep")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -25,8 +25,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from sweep.results import Output, OutputNotWritableError, write_bytes_atomic
-from sweep.spec import ExperimentSpec, spec_from_dict
+from sweep.distributed.store import Output, OutputNotWritableError, write_bytes_atomic
+from sweep.distributed.spec import ExperimentSpec, spec_from_dict
 
 EXPERIMENT_FILE = "experiment.json"
 LOCK_FILE = ".lock"
@@ -91,9 +91,9 @@ def check_sizes_against_out(out: Output, spec: ExperimentSpec, done: frozenset[s
     ``num_train`` is the dataset's train split; None (a cluster run, whose driver does not read the
     dataset) takes it from OUT's rows (train_size / train_fraction).
     """
-    from sweep.config import TrialConfig
-    from sweep.results import read_trial_rows
-    from sweep.subsets import resolve_train_size
+    from sweep.engine.config import TrialConfig
+    from sweep.distributed.store import read_trial_rows
+    from sweep.engine.subsets import resolve_train_size
 
     grid = {c.trial_id: c for c in spec.trials()}
     outside = done - grid.keys()  # the grid's own sizes were checked against each other already

@@ -3,7 +3,7 @@
 A spec names the experiment, the dataset, and four axes — models, noise fractions, train sizes and
 seeds — plus the training recipe and resources that every trial shares. It is read from TOML
 (``tomllib``) or YAML (``yaml.safe_load``: data only, nothing in a spec can run code) and expands
-into the full cross grid of :class:`~sweep.config.TrialConfig` s, in a fixed order
+into the full cross grid of :class:`~sweep.engine.config.TrialConfig` s, in a fixed order
 (model, noise fraction, train size, seed).
 
 A *grid cell* is (model, noise_fraction, train_size); the seeds are its repetitions.
@@ -52,9 +52,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from sweep.config import DEVICES, MODEL_NAMES, NOISE_MODES, SUBSET_MODES, TrialConfig
+from sweep.engine.config import DEVICES, MODEL_NAMES, NOISE_MODES, SUBSET_MODES, TrialConfig
 
-PRESETS = ("quick", "blog", "blog-x20", "fast")  # files sweep/presets/<name>.toml
+PRESETS = ("quick", "blog", "blog-x20", "fast")  # files sweep/distributed/presets/<name>.toml
 AXES = ("model", "noise_fraction", "train_size", "seed")  # grid order; a cell is the first three
 # Starts with a letter or digit: "." or ".." as the default OUT (results/<name>) would be a folder
 # that holds other things, or results/ itself.
@@ -84,7 +84,7 @@ class ExperimentSpec:
     """A whole sweep. Validated once, at construction; immutable afterwards."""
 
     name: str  # experiment name, written into every Parquet row; [A-Za-z0-9][A-Za-z0-9._-]{0,63}
-    dataset: str = "digits"  # dataset spec, see sweep.datasets
+    dataset: str = "digits"  # dataset spec, see sweep.engine.datasets
     models: tuple[str, ...] = ("blog_cnn",)  # axis; each one of MODEL_NAMES
     noise_mode: str = "shuffle"  # one of NOISE_MODES
     noise_fractions: tuple[float, ...] = (0.0,)  # axis; requested share of corrupted labels, each in [0, 1]
@@ -96,7 +96,7 @@ class ExperimentSpec:
     keep_probs: bool = False  # also write per-example softmax (OUT/probs/)
     data_dir: str | None = None  # torchvision dataset directory
     retries: int = 2  # extra attempts for a failing trial, >= 0
-    epochs: int | None = None  # recipe overrides, None = the model's default (sweep.models.RECIPES)
+    epochs: int | None = None  # recipe overrides, None = the model's default (sweep.engine.models.RECIPES)
     batch_size: int | None = None
     lr: float | None = None
     weight_decay: float | None = None
@@ -321,7 +321,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 
 
 def load_preset(name: str) -> ExperimentSpec:
-    """A spec shipped with the package (sweep/presets/<name>.toml)."""
+    """A spec shipped with the package (sweep/distributed/presets/<name>.toml)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
     text = (Path(__file__).parent / "presets" / f"{name}.toml").read_text(encoding="utf-8")

@@ -2,7 +2,7 @@
 
 Layout under OUT (a local path, an NFS mount, or any pyarrow filesystem URI such as ``s3://bucket/prefix``)::
 
-    OUT/experiment.json               the experiment (spec), see sweep.results_guard
+    OUT/experiment.json               the experiment (spec), see sweep.distributed.lock
     OUT/confusion/<trial_id>.parquet  one row per (trial, true class, predicted class), all K x K cells
     OUT/probs/<trial_id>.parquet      per-example softmax, when the spec keeps it
     OUT/trials/<trial_id>.parquet     one row per finished trial: THE COMMIT MARKER
@@ -148,7 +148,7 @@ def check_writable(out: Output) -> None:
                 pass
 
 
-# Test hook (see sweep.tune_runner): relative paths matching these fnmatch patterns fail to write
+# Test hook (see sweep.distributed.tune_layer): relative paths matching these fnmatch patterns fail to write
 # half way, with ENOSPC, as on a disk that fills up mid-write. Empty outside drills.
 _FAIL_WRITES: tuple[str, ...] = ()
 

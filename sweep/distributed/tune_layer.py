@@ -1,4 +1,4 @@
-"""The thin Ray layer: a Tune trainable around :func:`sweep.trial.run_trial`, and the driver.
+"""The thin Ray layer: a Tune trainable around :func:`sweep.engine.trial.run_trial`, and the driver.
 
 The driver works out what is left to do *before* Tune starts — every trial of the grid whose
 ``trials/`` row is missing from OUT — and hands Tune only those. Each axis is a
@@ -7,7 +7,7 @@ grid is a single ``tune.grid_search`` over the missing points. Tune's own experi
 scratch (a temp folder, deleted at the end): OUT is the only state that matters, so a killed
 driver simply runs again.
 
-Each trial's worker writes its own files (sweep.results): nothing large travels back to the driver,
+Each trial's worker writes its own files (sweep.distributed.store): nothing large travels back to the driver,
 and a trial that finished is on disk even if the driver dies a second later. Actors are reused
 between trials (``reuse_actors``), so a worker process decodes its dataset once
 (``load_dataset`` is memoized per process) and serves many trials with it.
@@ -37,9 +37,9 @@ from datetime import datetime, timezone
 from itertools import product
 from typing import Any
 
-from sweep.config import TrialConfig
-from sweep.results import Output, read_failed, scan_done, write_failed, write_trial
-from sweep.spec import AXES, ExperimentSpec
+from sweep.engine.config import TrialConfig
+from sweep.distributed.store import Output, read_failed, scan_done, write_failed, write_trial
+from sweep.distributed.spec import AXES, ExperimentSpec
 
 _ENV_HOOKS = ("SWEEP_FAIL_TRIALS", "SWEEP_FAIL_TIMES", "SWEEP_FAIL_HOW", "SWEEP_TEST_HOLD_S", "SWEEP_FAIL_WRITES")
 
@@ -77,8 +77,8 @@ def sweep_trainable(tune_config: dict[str, Any]) -> None:
     """One Tune trial: build the TrialConfig, run the pure core, write the files, report once."""
     from ray import tune
 
-    from sweep.results import open_output, simulated_write_failures
-    from sweep.trial import run_trial
+    from sweep.distributed.store import open_output, simulated_write_failures
+    from sweep.engine.trial import run_trial
 
     if os.path.isdir(tune_config["cwd"]):
         os.chdir(tune_config["cwd"])  # relative dataset paths mean what they meant on the driver
@@ -215,7 +215,7 @@ def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skip
     """
     import ray
 
-    from sweep.progress import SweepProgress
+    from sweep.distributed.progress import SweepProgress
 
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"  # Tune propagates this to the trial actors
     # OUT is the record of a sweep; Tune's default per-trial CSV/JSON/TensorBoard loggers would

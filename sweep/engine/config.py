@@ -22,7 +22,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-MODEL_NAMES = ("blog_cnn", "fast_cnn", "resnet18")  # built by sweep.models.build_model
+MODEL_NAMES = ("blog_cnn", "fast_cnn", "resnet18")  # built by sweep.engine.models.build_model
 # Models with BatchNorm layers: a training batch of one example has no batch statistics to normalize by.
 BATCHNORM_MODELS = ("fast_cnn", "resnet18")
 NOISE_MODES = ("shuffle", "symmetric", "pairs", "matrix")
@@ -60,7 +60,7 @@ class TrialConfig:
     dataset: str = "digits"
     # Model name, one of MODEL_NAMES: "blog_cnn" | "fast_cnn" | "resnet18".
     model: str = "blog_cnn"
-    # How labels are corrupted: "shuffle" | "symmetric" | "pairs" | "matrix" (see sweep.noise).
+    # How labels are corrupted: "shuffle" | "symmetric" | "pairs" | "matrix" (see sweep.engine.noise).
     noise_mode: str = "shuffle"
     # Requested share of training labels to corrupt, in [0, 1].
     noise_fraction: float = 0.0
@@ -68,13 +68,13 @@ class TrialConfig:
     train_size: int | float | None = None
     # Grid axis, not a random draw: every random stream of the trial derives from it. Integer >= 0.
     seed: int = 0
-    # How the training subset is drawn: "random" | "stratified" (class shares kept, see sweep.subsets).
+    # How the training subset is drawn: "random" | "stratified" (class shares kept, see sweep.engine.subsets).
     subset_mode: str = "random"
     # For noise_mode="pairs": (source class, target class) flips, at least one; None = CIFAR-10's customary pairs.
     noise_pairs: tuple[tuple[str, str], ...] | None = None
     # For noise_mode="matrix": K x K row-stochastic transition matrix, row = true class.
     noise_matrix: tuple[tuple[float, ...], ...] | None = None
-    # Recipe overrides; None keeps the model's documented default (sweep.models.RECIPES).
+    # Recipe overrides; None keeps the model's documented default (sweep.engine.models.RECIPES).
     epochs: int | None = None  # passes over the training subset, >= 1
     batch_size: int | None = None  # examples per optimizer step, >= 1 (>= 2 for BATCHNORM_MODELS)
     lr: float | None = None  # peak learning rate, finite, > 0
@@ -179,7 +179,7 @@ def _validate(c: TrialConfig) -> None:
         value = getattr(c, name)
         if value is not None and (not _is_int(value) or value < low):
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if c.model in BATCHNORM_MODELS:  # a fraction that selects one example is caught by sweep.trial.prepare_labels
+    if c.model in BATCHNORM_MODELS:  # a fraction that selects one example is caught by sweep.engine.trial.prepare_labels
         for name in ("train_size", "batch_size"):
             value = getattr(c, name)
             if _is_int(value) and value == 1:

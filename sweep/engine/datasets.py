@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from sweep import image_decode
+from sweep.engine import image_decode
 
 SPEC_FORMS = ("digits", "cifar10", "parquet:DIR", "imagefolder:DIR")
 CACHE_FORMAT = 2  # part of every source identity: bump when decoding changes, to retire old caches

@@ -1,8 +1,8 @@
 """Encoded images (a Parquet column or files in class folders) -> uint8 arrays, decoded with Pillow.
 
-Used by :mod:`sweep.datasets` for ``parquet:DIR`` and ``imagefolder:DIR``: reads the sources,
+Used by :mod:`sweep.engine.datasets` for ``parquet:DIR`` and ``imagefolder:DIR``: reads the sources,
 turns labels into class indices and returns the fields of an ``ImageDataset`` (caching and
-validation of the result stay in :mod:`sweep.datasets`). Every image is decoded
+validation of the result stay in :mod:`sweep.engine.datasets`). Every image is decoded
 to 8-bit grayscale (Pillow modes 1, L, LA and the 16-bit I;16 family) or to RGB (everything else;
 alpha is dropped). 16-bit grayscale values v become round(v / 257), so 0 -> 0 and 65535 -> 255,
 and an 8-bit value x stored in 16 bits (v = 257 * x) comes back exactly as x. Modes I (32-bit
@@ -16,7 +16,7 @@ Decoding is a plain serial loop on purpose: a pool of two threads did not help o
 here (the per-image Python work holds the GIL; 32x32 JPEGs decode in ~0.2 ms each). Side by side,
 10,000 CIFAR-10 JPEGs, 3 alternating runs: serial 2.29 / 2.49 / 2.29 s, two threads 2.73 / 2.05 /
 3.66 s; all 50,000 once: serial 7.7 s, two threads 10.7 s (other jobs shared the CPU). It happens
-once per source anyway: :mod:`sweep.datasets` caches the decoded arrays on disk.
+once per source anyway: :mod:`sweep.engine.datasets` caches the decoded arrays on disk.
 
 Bad input raises ValueError with the file and row (or file path) of the offending image.
 """

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from sweep.config import MODEL_NAMES, TrialConfig
+from sweep.engine.config import MODEL_NAMES, TrialConfig
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sweep.rng import numpy_stream
+from sweep.engine.rng import numpy_stream
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sweep.rng import numpy_stream
+from sweep.engine.rng import numpy_stream
 
 
 def resolve_train_size(train_size: int | float | None, population: int) -> int:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sweep.models import Recipe
+from sweep.engine.models import Recipe
 
 EpochCallback = Callable[[int, int, float, float], None]  # (epoch, epochs, mean loss, seconds so far)
 

@@ -1,6 +1,6 @@
 """One trial, start to end: (dataset, model, noise, size, seed) -> confusion matrix on the test set.
 
-Plain Python and PyTorch; no Ray. The Ray layer (sweep.tune_runner) only builds a TrialConfig,
+Plain Python and PyTorch; no Ray. The Ray layer (sweep.distributed.tune_layer) only builds a TrialConfig,
 calls :func:`run_trial` and writes the result, so a trial runs the same in a notebook, on a GPU
 box without Ray, or in a benchmark.
 
@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from sweep.allocator import retain_freed_memory
-from sweep.config import BATCHNORM_MODELS, CIFAR10_PAIRS, TrialConfig, batchnorm_message
-from sweep.datasets import ImageDataset, load_dataset
-from sweep.models import build_model, recipe_for
-from sweep.noise import NoisyLabels, check_matrix, check_pairs, make_noisy_labels
-from sweep.rng import torch_generator, torch_seed
-from sweep.subsets import nested_subset, resolve_train_size
-from sweep.train import EpochCallback, normalize_stats, predict_probs, train_model
+from sweep.engine.malloc_tuning import retain_freed_memory
+from sweep.engine.config import BATCHNORM_MODELS, CIFAR10_PAIRS, TrialConfig, batchnorm_message
+from sweep.engine.datasets import ImageDataset, load_dataset
+from sweep.engine.models import build_model, recipe_for
+from sweep.engine.noise import NoisyLabels, check_matrix, check_pairs, make_noisy_labels
+from sweep.engine.rng import torch_generator, torch_seed
+from sweep.engine.subsets import nested_subset, resolve_train_size
+from sweep.engine.train import EpochCallback, normalize_stats, predict_probs, train_model
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ def run_trial(
     """Run one trial. ``dataset`` defaults to ``load_dataset(config.dataset)`` (memoized per process).
 
     Process-wide side effects: ``torch.set_num_threads(config.num_threads)`` when that is set, and on
-    the CPU :func:`sweep.allocator.retain_freed_memory` (freed tensor memory stays in the process).
+    the CPU :func:`sweep.engine.malloc_tuning.retain_freed_memory` (freed tensor memory stays in the process).
     """
     started = time.perf_counter()
     if dataset is None:

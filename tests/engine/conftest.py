@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from sweep.datasets import ImageDataset, load_dataset
+from sweep.engine.datasets import ImageDataset, load_dataset
 
 # ../shared/data/cifar10-jpeg from the repository root (CI has it at the same relative place).
 CIFAR10_PARQUET_DIR = Path(__file__).parents[2].parent / "shared" / "data" / "cifar10-jpeg"

@@ -1,4 +1,4 @@
-"""sweep.allocator: a training step reuses the pages of the step before instead of faulting in
+"""sweep.engine.malloc_tuning: a training step reuses the pages of the step before instead of faulting in
 fresh ones, on the main thread (mallopt) and in a worker thread (the worker environment)."""
 
 import os
@@ -15,8 +15,8 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 _PROBE = """
 import resource, sys, threading, torch
 import torch.nn.functional as F
-from sweep.allocator import retain_freed_memory
-from sweep.models import build_model
+from sweep.engine.malloc_tuning import retain_freed_memory
+from sweep.engine.models import build_model
 if sys.argv[1] == "on":
     assert retain_freed_memory() is True and retain_freed_memory() is True
 torch.set_num_threads(1)
@@ -70,7 +70,7 @@ def test_worker_env_keeps_pages_in_a_trial_thread_too(monkeypatch):
     """mallopt does not reach a thread's own malloc arena; the worker environment (read by glibc at
     process start, one arena) does. Measured without it: 8,300-11,300 faults a step in a thread in
     8 runs of 9, 0 in one (BENCHMARKS.md); with it 0-102."""
-    from sweep.allocator import worker_env
+    from sweep.engine.malloc_tuning import worker_env
 
     for key in ("SWEEP_KEEP_FREED_MEMORY", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
         monkeypatch.delenv(key, raising=False)
@@ -83,14 +83,14 @@ def test_worker_env_keeps_pages_in_a_trial_thread_too(monkeypatch):
 
 
 def test_retain_is_idempotent_and_reports_success_on_glibc():
-    from sweep.allocator import retain_freed_memory
+    from sweep.engine.malloc_tuning import retain_freed_memory
 
     assert retain_freed_memory() is True
     assert retain_freed_memory() is True
 
 
 def test_switched_off_by_the_environment(monkeypatch):
-    from sweep import allocator
+    from sweep.engine import malloc_tuning as allocator
 
     monkeypatch.setenv("SWEEP_KEEP_FREED_MEMORY", "0")
     assert allocator.worker_env() == {} and not allocator.enabled()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sweep.cli import main
-from sweep.datasets import DEFAULT_CACHE_DIR
+from sweep.engine.datasets import DEFAULT_CACHE_DIR
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

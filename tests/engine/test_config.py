@@ -2,7 +2,7 @@
 
 import pytest
 
-from sweep.config import TrialConfig
+from sweep.engine.config import TrialConfig
 
 
 def test_trial_id_is_stable_and_ignores_resources():

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from sweep import datasets
-from sweep.datasets import DatasetNotFoundError, ImageDataset, cache_stats, clear_memory_cache, load_dataset
+from sweep.engine import datasets
+from sweep.engine.datasets import DatasetNotFoundError, ImageDataset, cache_stats, clear_memory_cache, load_dataset
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 

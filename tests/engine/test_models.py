@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from sweep.config import BATCHNORM_MODELS, TrialConfig
-from sweep.models import MODELS, RECIPES, build_model, recipe_for
+from sweep.engine.config import BATCHNORM_MODELS, TrialConfig
+from sweep.engine.models import MODELS, RECIPES, build_model, recipe_for
 
 
 @pytest.mark.parametrize("name", list(MODELS))

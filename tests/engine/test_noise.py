@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sweep.noise import check_matrix, check_pairs, make_noisy_labels, picked_count
-from sweep.subsets import nested_subset
+from sweep.engine.noise import check_matrix, check_pairs, make_noisy_labels, picked_count
+from sweep.engine.subsets import nested_subset
 
 K = 10
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sweep.subsets import nested_subset, resolve_train_size, subset_order
+from sweep.engine.subsets import nested_subset, resolve_train_size, subset_order
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def _prefix_counts(labels: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
 
 
 def test_stratified_prefixes_keep_the_documented_bound_on_random_imbalanced_label_sets():
-    """Every prefix of every order: |x_c - m n_c / N| <= (1 + (K - 2) n_c / N) / 2 (sweep.subsets), and
+    """Every prefix of every order: |x_c - m n_c / N| <= (1 + (K - 2) n_c / N) / 2 (sweep.engine.subsets), and
     |x_c - n_c t| <= 1/2 for the prefix's largest key t. The bound is attained, so it is the true one."""
     rng = np.random.default_rng(2024)
     worst_ratio = 0.0

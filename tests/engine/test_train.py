@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from sweep.models import RECIPES
-from sweep.train import augment_batch, crop_padding, lr_factor, normalize_stats
+from sweep.engine.models import RECIPES
+from sweep.engine.train import augment_batch, crop_padding, lr_factor, normalize_stats
 
 
 def test_normalize_stats_match_a_float_computation():

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from sweep.config import TrialConfig
-from sweep.datasets import ImageDataset, load_dataset
-from sweep.trial import confusion_matrix, prepare_labels, run_trial
+from sweep.engine.config import TrialConfig
+from sweep.engine.datasets import ImageDataset, load_dataset
+from sweep.engine.trial import confusion_matrix, prepare_labels, run_trial
 
 FAST = dict(epochs=2, num_threads=2, device="cpu")
 

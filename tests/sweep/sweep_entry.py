@@ -1,7 +1,7 @@
 """Run the `sweep` command line in-process or as a subprocess, for the tests.
 
 Uses ``sweep.cli.main`` (the console script's entry). While the lead's parser does not yet register
-the sweep subcommands, it falls back to ``sweep.sweep_cli.main`` (the same commands, the same
+the sweep subcommands, it falls back to ``sweep.distributed.driver.main`` (the same commands, the same
 one-line errors and exit codes).
 """
 
@@ -18,9 +18,9 @@ def main(argv: list[str]) -> int:
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     if "run" in commands:
         return cli.main(argv)
-    from sweep import sweep_cli
+    from sweep.distributed import driver
 
-    return sweep_cli.main(argv)
+    return driver.main(argv)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sweep.config import TrialConfig
+from sweep.engine.config import TrialConfig
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -34,7 +34,7 @@ def sweep_command() -> list[str]:
 
 def make_result(config: TrialConfig | None = None, *, k: int = 3, keep_probs: bool = False, seed: int = 0):
     """A real TrialResult with made-up numbers (no training): for tests of writing and reading only."""
-    from sweep.trial import TrialResult
+    from sweep.engine.trial import TrialResult
 
     config = config or TrialConfig(dataset="digits", noise_fraction=0.25, train_size=100, seed=seed,
                                    keep_probs=keep_probs)

@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 import pytest
 from sweeptest import make_result, sweep_main
 
-from sweep.results import open_output, write_failed, write_trial
-from sweep.results_guard import OutputLock, record_experiment
-from sweep.spec import load_preset, load_spec
+from sweep.distributed.store import open_output, write_failed, write_trial
+from sweep.distributed.lock import OutputLock, record_experiment
+from sweep.distributed.spec import load_preset, load_spec
 
 
 def snapshot(folder):
@@ -122,7 +122,7 @@ def test_status_table_counts_done_missing_failed(quick_out, capsys):
 def test_status_against_another_grid_of_the_same_experiment(quick_out, write_spec, capsys):
     from sweeptest import REPO
 
-    text = (REPO / "sweep" / "presets" / "quick.toml").read_text().replace(
+    text = (REPO / "sweep" / "distributed" / "presets" / "quick.toml").read_text().replace(
         "train_sizes = [1.0, 0.4]", "train_sizes = [0.2]")
     spec_path = write_spec(text)
     assert sweep_main(["status", quick_out, spec_path]) == 0

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from sweeptest import HERE
 
-from sweep.spec import load_spec
+from sweep.distributed.spec import load_spec
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.drill]
 

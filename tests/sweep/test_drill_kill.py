@@ -32,7 +32,7 @@ import pandas as pd
 import pytest
 from sweeptest import sweep_command
 
-from sweep.spec import load_spec
+from sweep.distributed.spec import load_spec
 
 pytestmark = [pytest.mark.drill, pytest.mark.ray]
 

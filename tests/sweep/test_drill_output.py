@@ -25,12 +25,12 @@ import pandas as pd
 import pytest
 from sweeptest import make_result, sweep_command, sweep_main
 
-from sweep.results import (
+from sweep.distributed.store import (
     OutputNotWritableError, check_writable, open_output, remove_uncommitted, scan_done,
     simulated_write_failures, write_bytes_atomic, write_trial,
 )
-from sweep.results_guard import record_experiment
-from sweep.spec import load_spec
+from sweep.distributed.lock import record_experiment
+from sweep.distributed.spec import load_spec
 
 NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)
 

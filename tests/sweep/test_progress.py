@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from types import SimpleNamespace
 
-from sweep.progress import SweepProgress, format_seconds
+from sweep.distributed.progress import SweepProgress, format_seconds
 
 
 def test_a_log_gets_each_state_once_and_the_end_once():

@@ -15,12 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 from sweeptest import make_result
 
-from sweep.results import (
+from sweep.distributed.store import (
     CONFUSION_SCHEMA, PROBS_SCHEMA, TRIALS_SCHEMA, open_output, quarantine, read_failed,
     remove_stale_temp_files, remove_uncommitted, scan_done, write_failed, write_trial,
 )
-from sweep.results_guard import OutputLock, OutputLockedError, check_experiment, record_experiment, stored_spec
-from sweep.spec import load_preset
+from sweep.distributed.lock import OutputLock, OutputLockedError, check_experiment, record_experiment, stored_spec
+from sweep.distributed.spec import load_preset
 
 CONTRACT_KEYS = ["experiment", "trial_id", "dataset", "model", "noise_mode", "noise_fraction",
                  "realized_noise", "train_size", "train_fraction", "seed"]

@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 import pytest
 from sweeptest import make_result, sweep_main
 
-from sweep import sweep_cli
-from sweep.results import open_output, write_trial
-from sweep.results_guard import check_sizes_against_out, record_experiment
-from sweep.spec import load_spec
+from sweep.distributed import driver
+from sweep.distributed.store import open_output, write_trial
+from sweep.distributed.lock import check_sizes_against_out, record_experiment
+from sweep.distributed.spec import load_spec
 
 DIGITS_TRAIN = 1346  # examples in digits' train split: 0.4 of it is 538
 
@@ -100,7 +100,7 @@ def test_on_a_cluster_the_split_size_comes_from_outs_rows(tmp_path):
     # The driver of a cluster run does not read the dataset: train_size / train_fraction of a row says it.
     out_path = finished_out(tmp_path, spec_file(tmp_path, sizes="[538]"), corrupt=False)
     out = open_output(str(out_path))
-    from sweep.results import scan_done
+    from sweep.distributed.store import scan_done
 
     done = scan_done(out).done
     with pytest.raises(ValueError, match=r"0\.4 selects the same 538 of 1346 train examples as 538"):
@@ -143,7 +143,7 @@ def test_an_address_that_does_not_answer_is_one_line_within_the_bound_with_out_u
     # then ray.init retried for minutes. `auto` reads RAY_ADDRESS, as Ray does.
     out = finished_out(tmp_path, spec_file(tmp_path))
     before = snapshot(out)
-    monkeypatch.setattr(sweep_cli, "RAY_CONNECT_TIMEOUT_S", 8.0)
+    monkeypatch.setattr(driver, "RAY_CONNECT_TIMEOUT_S", 8.0)
     if how == "auto":
         monkeypatch.setenv("RAY_ADDRESS", silent_service)
     started = time.monotonic()
@@ -162,11 +162,11 @@ def test_an_address_that_does_not_answer_is_one_line_within_the_bound_with_out_u
 def test_a_probe_that_fails_says_why_in_one_line(monkeypatch):
     # `auto` where no cluster can be found fails fast in Ray itself; stand in for it with a probe
     # that fails as the real one reports it (Ray's own log lines go to stderr).
-    monkeypatch.setattr(sweep_cli, "_PROBE", "import sys\nprint('[W rpc_client.h] retrying', file=sys.stderr)\n"
+    monkeypatch.setattr(driver, "_PROBE", "import sys\nprint('[W rpc_client.h] retrying', file=sys.stderr)\n"
                                              "print('ConnectionError: Could not find any running Ray instance.')\n"
                                              "sys.exit(1)\n")
     with pytest.raises(ValueError) as info:
-        sweep_cli.probe_ray("auto", timeout_s=30)
+        driver.probe_ray("auto", timeout_s=30)
     assert str(info.value) == ("cannot connect to Ray at 'auto' (ConnectionError: Could not find any running Ray "
                                "instance.); check --address / RAY_ADDRESS and that the cluster is up")
 
@@ -197,16 +197,16 @@ def test_a_cuda_spec_on_a_ray_without_gpus_is_refused_with_out_untouched(ray_ses
 
 @pytest.mark.ray
 def test_cpus_capped_to_the_machine_reach_the_trials_threads(ray_session, tmp_path, monkeypatch, capfd):
-    from sweep import tune_runner
+    from sweep.distributed import tune_layer
 
     handed = []
 
     def fake_run_tune(spec, out, todo, *, skipped, verbose=False, progress=True):
         handed.extend(todo)
-        return tune_runner.SweepOutcome(total=spec.num_trials, skipped=skipped, ran=len(todo),
+        return tune_layer.SweepOutcome(total=spec.num_trials, skipped=skipped, ran=len(todo),
                                         succeeded=len(todo))
 
-    monkeypatch.setattr(tune_runner, "run_tune", fake_run_tune)
+    monkeypatch.setattr(tune_layer, "run_tune", fake_run_tune)
     cpus = int(ray_session.cluster_resources()["CPU"])
     spec_path = spec_file(tmp_path, cpus=cpus + 2)
     assert sweep_main(["run", spec_path, "--out", tmp_path / "out"]) == 0
@@ -220,8 +220,8 @@ def test_cpus_capped_to_the_machine_reach_the_trials_threads(ray_session, tmp_pa
 # ---- 8. two drivers taking over one stale lock -----------------------------------------------
 DRIVER = textwrap.dedent("""
     import json, os, pathlib, sys, time
-    from sweep.results import open_output
-    from sweep.results_guard import OutputLock, OutputLockedError
+    from sweep.distributed.store import open_output
+    from sweep.distributed.lock import OutputLock, OutputLockedError
 
     class SlowLock(OutputLock):  # decides "stale", says so, then is descheduled before acting on it
         def _stale(self, owner):
@@ -270,7 +270,7 @@ def test_two_drivers_finding_one_stale_lock_do_not_both_take_it(tmp_path):
     (2.0, 0.0, {"CPU": 3.0}, 1),
 ])
 def test_concurrent_slots_counts_fractional_shares_exactly(cpus, gpus, resources, slots):
-    from sweep.spec import load_preset
-    from sweep.tune_runner import concurrent_slots
+    from sweep.distributed.spec import load_preset
+    from sweep.distributed.tune_layer import concurrent_slots
 
     assert concurrent_slots(dataclasses.replace(load_preset("quick"), cpus=cpus, gpus=gpus), resources) == slots

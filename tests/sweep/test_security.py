@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 from sweeptest import REPO
 
-from sweep.results import open_output, read_failed, scan_done
-from sweep.results_guard import check_experiment, stored_spec
-from sweep.spec import load_preset, load_spec
-from sweep.sweep_cli import DASHBOARD_HOST, ray_init_kwargs
+from sweep.distributed.store import open_output, read_failed, scan_done
+from sweep.distributed.lock import check_experiment, stored_spec
+from sweep.distributed.spec import load_preset, load_spec
+from sweep.distributed.driver import DASHBOARD_HOST, ray_init_kwargs
 
 # Modules that read spec files, results folders or their records: none may deserialize with pickle.
-READERS = ["sweep/spec.py", "sweep/results.py", "sweep/results_guard.py", "sweep/sweep_cli.py",
-           "sweep/tune_runner.py", "sweep/progress.py", *sorted(str(p.relative_to(REPO))
+READERS = ["sweep/spec.py", "sweep/results.py", "sweep/results_guard.py", "sweep/driver.py",
+           "sweep/tune_layer.py", "sweep/progress.py", *sorted(str(p.relative_to(REPO))
                                                                   for p in (REPO / "analysis").glob("*.py"))]
 UNPICKLERS = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 
@@ -73,7 +73,7 @@ def test_spec_files_are_parsed_with_safe_loaders_only():
     tree = ast.parse((REPO / "sweep/spec.py").read_text())
     yaml_calls = {call_name(c) for c in calls(tree) if call_name(c).startswith("yaml.")}
     assert yaml_calls == {"yaml.safe_load"}
-    for path in ["sweep/spec.py", "sweep/results_guard.py", "sweep/sweep_cli.py"]:
+    for path in ["sweep/spec.py", "sweep/results_guard.py", "sweep/driver.py"]:
         source = (REPO / path).read_text()
         assert not re.search(r"yaml\.(load|unsafe_load|full_load|load_all)\(|Loader=|\beval\(|\bexec\(", source), path
 
@@ -223,7 +223,7 @@ def test_connect_ray_uses_exactly_these_kwargs(monkeypatch):
     monkeypatch.setattr(ray, "init", lambda **kwargs: seen.update(kwargs))
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "restored after the test")
     monkeypatch.delenv("RAY_USAGE_STATS_ENABLED")
-    from sweep.sweep_cli import connect_ray
+    from sweep.distributed.driver import connect_ray
 
     assert connect_ray(None, verbose=False, dashboard=False, num_cpus=3) is True
     assert seen == ray_init_kwargs(None, verbose=False, dashboard=False, num_cpus=3)

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from sweep.spec import PRESETS, ExperimentSpec, load_preset, load_spec, spec_from_dict
+from sweep.distributed.spec import PRESETS, ExperimentSpec, load_preset, load_spec, spec_from_dict
 
 
 def test_smoke_spec_expands_to_the_cross_grid_in_order(write_spec, smoke_spec_text):
@@ -137,8 +137,8 @@ def test_an_invalid_grid_point_fails_at_spec_time_not_on_a_worker():
 
 
 def test_noise_matrix_in_a_spec_reaches_every_trial_and_the_experiment_identity():
-    from sweep.datasets import load_dataset
-    from sweep.trial import prepare_labels
+    from sweep.engine.datasets import load_dataset
+    from sweep.engine.trial import prepare_labels
 
     k = 10
     # Every class flips to the next one (k -> k+1 mod 10): a directional confusion, planted.

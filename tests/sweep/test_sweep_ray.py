@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from sweeptest import sweep_main
 
-from sweep.results import CONFUSION_SCHEMA, TRIALS_SCHEMA
-from sweep.spec import load_spec
-from sweep.tune_runner import trial_key
+from sweep.distributed.store import CONFUSION_SCHEMA, TRIALS_SCHEMA
+from sweep.distributed.spec import load_spec
+from sweep.distributed.tune_layer import trial_key
 
 pytestmark = pytest.mark.ray
 
@@ -128,12 +128,12 @@ def test_worker_process_killed_mid_trial_is_retried_and_recorded_once(smoke_run,
 
 def test_a_grid_larger_than_a_chunk_runs_as_several_fits_to_the_same_exact_result(smoke_run, tmp_path, capfd,
                                                                                   monkeypatch):
-    from sweep import tune_runner
+    from sweep.distributed import tune_layer
 
     fits = []
-    real_fit = tune_runner._fit
-    monkeypatch.setattr(tune_runner, "chunk_size", lambda slots: 5)  # 8 trials: fits of 5 and 3
-    monkeypatch.setattr(tune_runner, "_fit", lambda spec, out, chunk, *a, **k: (
+    real_fit = tune_layer._fit
+    monkeypatch.setattr(tune_layer, "chunk_size", lambda slots: 5)  # 8 trials: fits of 5 and 3
+    monkeypatch.setattr(tune_layer, "_fit", lambda spec, out, chunk, *a, **k: (
         fits.append(len(chunk)), real_fit(spec, out, chunk, *a, **k))[1])
     out = tmp_path / "out"
     assert sweep_main(["run", smoke_run["spec"], "--out", out]) == 0
