@@ -1,4 +1,4 @@
-"""The one place that declares the columns `analysis` reads (the sweep's Parquet contract).
+"""The columns `analysis` reads, derived from the sweep's results contract (``sweep.contract``).
 
 Glossary used across the package:
     K               number of classes
@@ -14,33 +14,32 @@ Glossary used across the package:
 
 from __future__ import annotations
 
+import pyarrow as pa
+
+from sweep.contract import CONFUSION_SCHEMA, KEY_FIELDS, TRIALS_SCHEMA
+
+
+def _kind(arrow_type: pa.DataType) -> str:
+    """The loader's kinds: it accepts any string, float or integer encoding of a column."""
+    if pa.types.is_string(arrow_type):
+        return "str"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    if pa.types.is_integer(arrow_type):
+        return "int"
+    raise TypeError(f"the contract has a column of type {arrow_type}, which analysis does not read")
+
+
 # OUT/confusion: one row per (trial, true_class, pred_class), zeros included. Name -> kind.
-CONFUSION_COLUMNS: dict[str, str] = {
-    "experiment": "str",
-    "trial_id": "str",
-    "dataset": "str",
-    "model": "str",
-    "noise_mode": "str",
-    "noise_fraction": "float",  # requested
-    "realized_noise": "float",  # what the noise maker actually did
-    "train_size": "int",  # training examples actually used
-    "train_fraction": "float",  # of the full training split
-    "seed": "int",
-    "true_class": "str",
-    "pred_class": "str",
-    "count": "int",
-}
+CONFUSION_COLUMNS: dict[str, str] = {f.name: _kind(f.type) for f in CONFUSION_SCHEMA}
 
 # Columns that are constant within one trial (they name it).
-TRIAL_KEY_COLUMNS = (
-    "experiment", "dataset", "model", "noise_mode", "noise_fraction", "realized_noise",
-    "train_size", "train_fraction", "seed",
-)
+TRIAL_KEY_COLUMNS = tuple(f.name for f in KEY_FIELDS if f.name != "trial_id")
 
 # Columns of OUT/trials that the loader uses (the rest are provenance, kept on disk).
-TRIALS_COLUMNS: dict[str, str] = {"trial_id": "str", "test_size": "int"}
+TRIALS_COLUMNS: dict[str, str] = {name: _kind(TRIALS_SCHEMA.field(name).type) for name in ("trial_id", "test_size")}
 
 # Axis values are rounded to this many decimals, so 0.1 written as 0.1000000001 is the same level.
 AXIS_DECIMALS = 6
 
-STRING_KEYS = ("experiment", "dataset", "model", "noise_mode")
+STRING_KEYS = tuple(f.name for f in KEY_FIELDS if f.name != "trial_id" and pa.types.is_string(f.type))

@@ -25,8 +25,6 @@ With several models the ordinary classes' slopes are rotated, so their ranking d
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,6 +33,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from sweep.contract import trial_id
 
 from .schema import CONFUSION_COLUMNS
 
@@ -89,11 +89,6 @@ class SyntheticSpec:
         unknown = [c for c in named if c is not None and c not in self.classes]
         if unknown:
             raise ValueError(f"planted classes {unknown} are not among classes {list(self.classes)}")
-
-
-def _trial_id(key: dict) -> str:
-    blob = json.dumps(key, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _planted_recall(spec: SyntheticSpec, m: int, x: np.ndarray, f: np.ndarray) -> np.ndarray:
@@ -201,7 +196,7 @@ def synthetic_results(spec: SyntheticSpec | None = None, **overrides) -> tuple[p
         "seed": s_i.astype(np.int64),
     })
     trials.insert(1, "trial_id", [
-        _trial_id({k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()})
+        trial_id({k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()})
         for row in trials.drop(columns="realized_noise").to_dict("records")
     ])
     flat = counts.reshape(n_trials, K, K)
