@@ -59,17 +59,15 @@ def _faults_per_step(mode: str, where: str = "main", env: dict | None = None) ->
 
 def test_training_steps_reuse_freed_pages():
     # A step allocates about 60 MiB of activations and gradients: 15,000 pages of 4 KiB. With glibc's
-    # defaults (measured: 5,300-10,800 faults a step on one thread) many are mapped afresh each step;
-    # retained, a step faults at most about a thousand (measured: 0-512 alone, 1,152 once inside a
-    # full CI run with 3 warm-up steps, now 6).
+    # defaults many are mapped afresh each step (BENCHMARKS.md: 5,300 or more); retained, at most a
+    # fifth of them may be, a bound no machine's scheduling noise reaches (seen: 0-1,152).
     retained = _faults_per_step("on")
-    assert retained < 2000, f"{retained:.0f} page faults per step with freed memory retained"
+    assert retained < 3000, f"{retained:.0f} page faults per step with freed memory retained"
 
 
 def test_worker_env_keeps_pages_in_a_trial_thread_too(monkeypatch):
     """mallopt does not reach a thread's own malloc arena; the worker environment (read by glibc at
-    process start, one arena) does. Measured without it: 8,300-11,300 faults a step in a thread in
-    8 runs of 9, 0 in one (BENCHMARKS.md); with it 0-102."""
+    process start, one arena) does (the faults without it: BENCHMARKS.md)."""
     from sweep.engine.malloc_tuning import worker_env
 
     for key in ("SWEEP_KEEP_FREED_MEMORY", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
@@ -79,7 +77,7 @@ def test_worker_env_keeps_pages_in_a_trial_thread_too(monkeypatch):
                    "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
     for _ in range(2):  # twice: glibc's defaults sometimes happen to reuse in a thread, this must always
         retained = _faults_per_step("off", "thread", env)
-        assert retained < 2000, f"{retained:.0f} page faults per step in a thread with the worker environment"
+        assert retained < 3000, f"{retained:.0f} page faults per step in a thread with the worker environment"
 
 
 def test_retain_is_idempotent_and_reports_success_on_glibc():

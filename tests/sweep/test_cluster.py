@@ -71,4 +71,6 @@ def test_three_node_cluster_with_shared_fake_gpus_and_a_node_removed(tmp_path):
     assert set(trials.node_id) == set(report["workers"])  # both workers ran trials, the head none
     assert trials.device.str.startswith("cpu").all()  # declared GPUs, no CUDA: the engine fell back
     survivor = trials[trials.node_id == report["workers"][0]]
-    assert max_overlap(survivor) == 4  # 4 x 0.25 GPU share the one GPU; CPUs would allow 6
+    # 0.25 GPU a trial: never more than 4 at once on the one GPU (its CPUs would allow 6), and the
+    # GPU was shared (how many overlapped beyond that depends on how fast the node starts them).
+    assert 2 <= max_overlap(survivor) <= 4
