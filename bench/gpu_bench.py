@@ -50,7 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from sweep.engine.config import TrialConfig  # noqa: E402
 from sweep.engine.datasets import ImageDataset, load_dataset  # noqa: E402
-from sweep.engine.models import build_model, recipe_for  # noqa: E402
+from sweep.engine.models import build_model  # noqa: E402
+from sweep.engine.recipes import recipe_for  # noqa: E402
 from sweep.engine.trial import run_trial  # noqa: E402
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendor's data sheets, TFLOP/s.

@@ -17,10 +17,17 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from sweep.engine.malloc_tuning import enabled as allocator_enabled
-from sweep.engine.config import MODEL_NAMES, NOISE_MODES, SUBSET_MODES, TrialConfig
+from analysis.cli import OneLineParser
+from sweep.distributed.spec import MAX_SEED_COUNT, PRESETS, ExperimentSpec, load_preset, load_spec
+from sweep.engine.config import DEVICES, TrialConfig
+from sweep.engine.datasets import SPEC_FORMS
+from sweep.engine.malloc_tuning import enabled as malloc_tuning_enabled
+from sweep.engine.noise import NOISE_MODES
+from sweep.engine.recipes import MODEL_NAMES
+from sweep.engine.subsets import SUBSET_MODES
 
-DATASET_HELP = "digits (offline default) | cifar10 | parquet:DIR | imagefolder:DIR"
+DATASET_HELP = " | ".join(f"{form} (offline default)" if form == "digits" else form for form in SPEC_FORMS)
+HUGE_GRID = 2000  # trials; a bigger grid needs --yes (a typo in an axis can mean days of compute)
 
 
 def parse_train_size(text: str) -> int | float:
@@ -35,41 +42,17 @@ def parse_train_size(text: str) -> int | float:
         ) from None
 
 
-def parse_pairs(text: str) -> tuple[tuple[str, str], ...]:
-    """'cat:dog,dog:cat' -> (('cat', 'dog'), ('dog', 'cat'))."""
-    pairs = []
-    for item in text.split(","):
-        source, sep, target = item.strip().partition(":")
-        if not sep or not source or not target:
-            raise argparse.ArgumentTypeError(f"noise pairs must look like 'cat:dog,truck:automobile', got {item!r}")
-        pairs.append((source, target))
-    return tuple(pairs)
+def _arg_type(parse):
+    """An argparse type from a parser that raises ValueError naming the text."""
 
+    def wrapped(text: str):
+        try:
+            return parse(text)
+        except (ValueError, OSError) as exc:  # OSError: a parameter file that is missing or unreadable
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-def read_matrix(path: str) -> tuple[tuple[float, ...], ...]:
-    """A K x K matrix from a .json (list of rows), .npy, or .csv/.txt (comma or space separated) file."""
-    import numpy as np
-
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"noise matrix file {path!r} does not exist")
-    allowed = "it must hold a K x K row-stochastic matrix (2-D numbers, one row per true class)"
-    try:
-        if file.suffix == ".json":
-            matrix = np.asarray(json.loads(file.read_text()), dtype=float)
-        elif file.suffix == ".npy":
-            matrix = np.asarray(np.load(file, allow_pickle=False), dtype=float)
-        else:
-            with warnings.catch_warnings():  # an empty file warns before it fails: keep the error one line
-                warnings.simplefilter("ignore")
-                matrix = np.loadtxt(file, delimiter="," if "," in file.read_text() else None, ndmin=2)
-    except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ValueError(f"noise matrix file {path!r} is not a numeric matrix ({' '.join(str(exc).split())}); "
-                         f"{allowed}") from None
-    if matrix.ndim != 2 or matrix.size == 0:
-        held = "no numbers" if matrix.size == 0 else f"a {matrix.ndim}-D array of shape {matrix.shape}"
-        raise ValueError(f"noise matrix file {path!r} holds {held}; {allowed}")
-    return tuple(tuple(float(v) for v in row) for row in matrix)
+    wrapped.__name__ = parse.__name__
+    return wrapped
 
 
 class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -96,10 +79,12 @@ def _add_trial_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="blog_cnn", choices=MODEL_NAMES, help="model to train")
     p.add_argument("--noise", type=float, default=0.0, metavar="F", help="share of training labels to corrupt, in [0, 1]")
     p.add_argument("--noise-mode", default="shuffle", choices=NOISE_MODES, help="how labels are corrupted")
-    p.add_argument("--noise-pairs", type=parse_pairs, metavar="SRC:DST,...",
-                   help="flips for --noise-mode pairs (default: CIFAR-10's truck:automobile,bird:airplane,deer:horse,cat:dog,dog:cat)")
-    p.add_argument("--noise-matrix", metavar="FILE",
-                   help="K x K row-stochastic transition matrix for --noise-mode matrix (.json, .npy, .csv)")
+    for mode, spec in NOISE_MODES.items():  # each mode's parameter, declared with the mode
+        if spec.param is not None:
+            default = spec.param.default
+            shown = f"default: {','.join(':'.join(p) for p in default)}" if default else "required above noise 0"
+            p.add_argument(spec.param.flag, type=_arg_type(spec.param.parse_arg), metavar=spec.param.metavar,
+                           dest=spec.param.field, help=f"{spec.param.what} for --noise-mode {mode} ({shown})")
     p.add_argument("--train-size", type=parse_train_size, default=None, metavar="S",
                    help="training examples: a count in [1, split size] or a fraction in (0, 1]; default: the whole split")
     p.add_argument("--subset-mode", default="random", choices=SUBSET_MODES, help="how the reduced training set is drawn")
@@ -111,7 +96,7 @@ def _add_trial_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, metavar="LR", help="peak learning rate, > 0 (default: the model's recipe)")
     p.add_argument("--weight-decay", type=float, metavar="WD", help="L2 coefficient, >= 0 (default: the model's recipe)")
     p.add_argument("--augment", choices=("on", "off"), help="random crop + flip (default: on, off for digits)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where to train")
     p.add_argument("--threads", type=int, default=None, metavar="T",
                    help="torch CPU threads, >= 1 (default: torch's own, one per physical core unless "
                         "$OMP_NUM_THREADS says otherwise)")
@@ -147,23 +132,23 @@ def format_trial(result) -> str:
 
 
 def _trial_command(args: argparse.Namespace) -> int:
-    allocator_enabled()  # a bad SWEEP_KEEP_FREED_MEMORY stops here, before any work
+    malloc_tuning_enabled()  # a bad SWEEP_KEEP_FREED_MEMORY stops here, before any work
+    params = {m.param.field: getattr(args, m.param.field) for m in NOISE_MODES.values() if m.param is not None}
     config = TrialConfig(
         dataset=args.dataset, model=args.model, noise_mode=args.noise_mode, noise_fraction=args.noise,
-        train_size=args.train_size, seed=args.seed, subset_mode=args.subset_mode,
-        noise_pairs=args.noise_pairs,
-        noise_matrix=read_matrix(args.noise_matrix) if args.noise_matrix else None,
+        train_size=args.train_size, seed=args.seed, subset_mode=args.subset_mode, **params,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         augment=None if args.augment is None else args.augment == "on",
         device=args.device, num_threads=args.threads, data_dir=args.data_dir,
     )
     from sweep.engine.datasets import load_dataset
-    from sweep.engine.trial import prepare_labels, resolve_device, run_trial
+    from sweep.engine.fit import check_fits
+    from sweep.engine.trial import resolve_device, run_trial
 
     resolve_device(config.device)  # 'cuda' without CUDA fails here, before any output
     dataset = load_dataset(config.dataset, data_dir=config.data_dir)
     # Bad sizes, pairs or matrices, and a model that cannot take the images, fail here, before any output.
-    prepare_labels(config, dataset)
+    check_fits(config, dataset)
 
     def on_epoch(epoch: int, epochs: int, loss: float, seconds: float) -> None:
         print(f"  epoch {epoch}/{epochs}  train loss {loss:.4f}  {seconds:.1f} s", file=sys.stderr, flush=True)
@@ -178,11 +163,158 @@ def _trial_command(args: argparse.Namespace) -> int:
     return 0
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (what was wrong and what is allowed), exit code 2."""
+def _int_at_least(low: int, high: int | None = None):
+    """An argparse type: an integer >= ``low`` (and <= ``high``), else one line naming the value."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_nonneg_int = _int_at_least(0)
+_seed_count = _int_at_least(1, MAX_SEED_COUNT)  # the cap of a spec's `seeds = N`
+
+
+def _add_sweep_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """The ``run`` and ``status`` subcommands (each with ``handler=fn(args) -> int``)."""
+    run = subparsers.add_parser(
+        "run", help="run a sweep (the quick preset when given nothing)",
+        description="Run every missing trial of an experiment grid on Ray Tune and write Parquet under OUT. "
+                    "Trials already in OUT are skipped, so the same command resumes, and --seeds extends.",
+    )
+    run.add_argument("spec", nargs="?", metavar="SPEC",
+                     help="experiment spec file (.toml, .yaml, .yml); default: the quick preset")
+    run.add_argument("--preset", choices=PRESETS, default=None,
+                     help="run a preset shipped with the package instead of a SPEC file; default when "
+                          "neither is given: quick")
+    run.add_argument("--out", metavar="PATH", default=None,
+                     help="output folder or URI (local, NFS, s3://bucket/prefix); default: results/<experiment>")
+    run.add_argument("--dataset", metavar="SPEC", default=None,
+                     help="replace the spec's dataset: digits | cifar10 | parquet:DIR | imagefolder:DIR; "
+                          "default: the spec's")
+    run.add_argument("--seeds", type=_seed_count, metavar="N", default=None,
+                     help=f"use seeds 0..N-1 (1 <= N <= {MAX_SEED_COUNT}) instead of the spec's; raising N extends a finished sweep; "
+                          "default: the spec's seeds")
+    run.add_argument("--retries", type=_nonneg_int, metavar="N", default=None,
+                     help="retries per failing trial (>= 0); default: the spec's `retries`")
+    run.add_argument("--max-concurrent", type=_nonneg_int, metavar="N", default=None,
+                     help="trials at once across the cluster (>= 0, 0 = as many as resources allow); "
+                          "default: the spec's")
+    run.add_argument("--address", metavar="ADDR", default=None,
+                     help="Ray cluster to join (host:port, ray://host:port or auto); default: $RAY_ADDRESS, "
+                          "else a local Ray started for this run")
+    run.add_argument("--num-cpus", type=_positive_int, metavar="N", default=None,
+                     help="CPUs of the local Ray (>= 1; ignored with --address); default: all cores")
+    run.add_argument("--dashboard", action="store_true",
+                     help="start Ray's dashboard with the local Ray, bound to 127.0.0.1:8265; default: off")
+    run.add_argument("--verbose", action="store_true", help="show Ray's and Tune's own logs and tables; default: off, one progress line")
+    run.add_argument("--yes", action="store_true",
+                     help=f"run grids of more than {HUGE_GRID:,} trials; default: refuse them with the trial count")
+    run.set_defaults(handler=_run_command)
+
+    status = subparsers.add_parser(
+        "status", help="done / missing / failed trials of OUT, per grid cell",
+        description="Show, per grid cell (model, noise fraction, train size), how many seeds are done, "
+                    "missing and failed. Read-only.",
+    )
+    status.add_argument("out", metavar="OUT", help="output folder or URI of a sweep")
+    status.add_argument("spec", nargs="?", metavar="SPEC",
+                        help="spec file whose grid to check against; default: the spec of OUT's latest run")
+    status.add_argument("--preset", choices=PRESETS, default=None,
+                        help="check against a preset's grid; default: the spec of OUT's latest run")
+    status.add_argument("--seeds", type=_seed_count, metavar="N", default=None,
+                        help=f"check seeds 0..N-1 (1 <= N <= {MAX_SEED_COUNT}); default: the spec's seeds")
+    status.set_defaults(handler=_status_command)
+
+
+def resolve_spec(args: argparse.Namespace) -> ExperimentSpec:
+    """The spec a `sweep run` / `sweep status` command line asks for (a file or a preset, with overrides)."""
+    if args.spec and args.preset:
+        raise ValueError(f"give a SPEC file or --preset, not both (got {args.spec!r} and --preset {args.preset})")
+    spec = load_spec(args.spec) if args.spec else load_preset(args.preset or "quick")
+    if not getattr(args, "yes", True):  # `sweep run` without --yes: count first, build the trials after
+        trials = spec.num_trials // len(spec.seeds) * (args.seeds or len(spec.seeds))
+        if trials > HUGE_GRID:
+            raise ValueError(f"this grid has {trials:,} trials (more than {HUGE_GRID:,}); check the spec's "
+                             "axes, then pass --yes to run it")
+    return spec.with_overrides(dataset=getattr(args, "dataset", None), seeds=args.seeds,
+                               max_concurrent=getattr(args, "max_concurrent", None),
+                               retries=getattr(args, "retries", None))
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from sweep.distributed.driver import run_sweep
+    from sweep.distributed.progress import format_seconds
+
+    def log(message: str) -> None:
+        print(f"sweep run: {message}", file=sys.stderr, flush=True)
+
+    spec = resolve_spec(args)  # a grid over HUGE_GRID without --yes stops here, before it is built
+    # `--out ""` is a mistake to report (open_output does), not a request for the default
+    out = os.path.join("results", spec.name) if args.out is None else args.out
+    outcome = run_sweep(spec, out, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
+                        verbose=args.verbose, log=log)
+    if outcome.ran == 0:
+        return 0
+    done = outcome.skipped + outcome.succeeded
+    log(f"{done}/{outcome.total} trials done ({outcome.succeeded} now, {outcome.skipped} before) "
+        f"in {format_seconds(outcome.wall_seconds)} -> {outcome.out}")
+    if outcome.failed:
+        log(f"{len(outcome.failed)} trial(s) failed after {spec.retries} retries:")
+        for trial_id, info in sorted(outcome.failed.items(), key=lambda kv: kv[1]["key"]):
+            print(f"  {trial_id}  {info['key']}: {info['error']}", file=sys.stderr)
+        log("the other results are written; run the same command again to retry only these")
+    if outcome.unfinished:
+        log(f"stopped with {len(outcome.unfinished)} trial(s) not run (interrupted); "
+            "run the same command again to resume")
+    if outcome.failed:
+        return 1
+    return 130 if outcome.unfinished else 0
+
+
+def _status_command(args: argparse.Namespace) -> int:
+    from sweep.distributed.driver import sweep_status
+
+    spec = None
+    if args.spec or args.preset:
+        args.dataset = args.max_concurrent = None
+        spec = resolve_spec(args)
+    print(format_status(sweep_status(args.out, spec, seeds=args.seeds)))
+    return 0
+
+
+def format_status(status) -> str:
+    """The status table: one row per grid cell, counts of seeds done / missing / failed."""
+    rows = [(c.model, f"{c.noise_fraction:.2f}", str(c.train_size), f"{c.done}/{c.seeds}", str(c.missing),
+             str(c.failed)) for c in status.cells]
+    header = ("model", "noise", "train_size", "done", "missing", "failed")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" if i < 3 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    done, missing, failed = status.totals
+    lines = [f"{status.spec.name} at {status.uri}: {status.spec.num_trials} trials in the grid: {done} done, "
+             f"{missing} missing, {failed} failed", "", fmt.format(*header)]
+    lines += [fmt.format(*r) for r in rows]
+    if status.outside:
+        lines.append(f"\n{status.outside} finished trial(s) in OUT are outside this grid (other seeds or axis values)")
+    if status.failed:
+        lines.append("\nfailed trials (a new `sweep run` retries them):")
+        for trial_id, record in sorted(status.failed.items()):
+            key = "/".join(f"{k}={v}" for k, v in (record.get("key") or {}).items())
+            lines.append(f"  {trial_id}  {key}: {record.get('error', '?')} (attempt {record.get('attempt', '?')})")
+    if status.corrupt:
+        lines.append("\nfiles that do not open as Parquet (their trials count as missing):")
+        lines += [f"  {path}" for path in status.corrupt]
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,9 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     from analysis import cli as analysis_cli  # light: matplotlib is imported inside its handler
-    from sweep.distributed import driver  # light: Ray and torch are imported inside its handlers
 
-    driver.register(subparsers)
+    _add_sweep_parsers(subparsers)
     analysis_cli.register(subparsers)
     _add_trial_parser(subparsers)
     return parser

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sweep.distributed.store import open_output, write_trial
-from sweep.distributed.lock import record_experiment
+from sweep.distributed.experiment_record import record_experiment
 from sweep.distributed.spec import load_preset
 
 # ---- building blocks for the setups -----------------------------------------------------------
@@ -224,7 +224,7 @@ CASES = [
          r"train_sizes of digits: train_size 5000 is above the train split of 1346 examples",
          good_spec_with(train_sizes="train_sizes = [5000]")),
     Case("spec-noise-pairs-unknown-class", ("run", "spec.toml", *RUN_OUT),
-         r"noise_pairs of digits: noise pair 'cat'->'dog' names unknown class 'cat'",
+         r"noise_pairs for digits \(10 classes\): noise pair 'cat'->'dog' names unknown class 'cat'",
          good_spec_with(noise_mode='noise_mode = "pairs"', noise_pairs='noise_pairs = [["cat", "dog"]]')),
     Case("spec-name-only-dots", ("run", "spec.toml", *RUN_OUT), r"name.*'\.\.'",
          good_spec_with(name='name = ".."')),

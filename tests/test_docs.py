@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep.engine.models import RECIPES
+from sweep.engine.recipes import RECIPES
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -39,6 +39,6 @@ def test_spec_trial_ids_of_each_noise_mode_are_unchanged(mode):
 
 
 def test_every_noise_mode_has_a_golden_spec():
-    from sweep.engine.config import NOISE_MODES
+    from sweep.engine.noise import NOISE_MODES
 
     assert {GOLDEN["specs"][m]["spec"]["noise_mode"] for m in GOLDEN["specs"]} == set(NOISE_MODES)

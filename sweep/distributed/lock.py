@@ -1,17 +1,13 @@
-"""Guards on an output folder: which experiment it holds, and which driver owns it right now.
+"""``OUT/.lock``: which driver owns an output folder right now.
 
-- ``OUT/experiment.json`` records the experiment the folder belongs to. It is written on the first
-  run; later runs must agree on the experiment's identity (name, dataset, noise mode, recipe), while
-  the axes may grow (more seeds, sizes, noise levels), so `--seeds 20` extends a 5-seed sweep. The
-  file also keeps the latest run's full spec, which `sweep status OUT` uses as the grid.
-- ``OUT/.lock`` makes one driver at a time the owner of a local or NFS output folder: created with
-  O_CREAT|O_EXCL, holding pid and host. A lock whose pid is dead on this host is stale and taken
-  over, as is an empty one older than 10 s; a live one makes the second driver stop with a message
-  naming the owner. A driver decides about an existing lock, and removes a stale one, only while it
-  holds an exclusive ``flock`` on that lock file, so of two drivers that find the same stale lock
-  one takes it over and the other then finds the first one's fresh lock. Object stores
-  (s3://) have no exclusive create, so there the lock is skipped with a warning; writes stay safe
-  (whole objects, named by trial_id) but two drivers may run the same trial twice.
+The lock makes one driver at a time the owner of a local or NFS output folder: created with
+O_CREAT|O_EXCL, holding pid and host. A lock whose pid is dead on this host is stale and taken
+over, as is an empty one older than 10 s; a live one makes the second driver stop with a message
+naming the owner. A driver decides about an existing lock, and removes a stale one, only while it
+holds an exclusive ``flock`` on that lock file, so of two drivers that find the same stale lock
+one takes it over and the other then finds the first one's fresh lock. Object stores (s3://) have
+no exclusive create, so there the lock is skipped with a warning; writes stay safe (whole objects,
+named by trial_id) but two drivers may run the same trial twice.
 """
 
 from __future__ import annotations
@@ -25,113 +21,13 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from sweep.distributed.store import Output, OutputNotWritableError, write_bytes_atomic
-from sweep.distributed.spec import ExperimentSpec, spec_from_dict
+from sweep.distributed.store import Output, OutputNotWritableError
 
-EXPERIMENT_FILE = "experiment.json"
 LOCK_FILE = ".lock"
 
 
 class OutputLockedError(ValueError):
     """Another live driver owns this output folder."""
-
-
-def read_experiment(out: Output) -> dict[str, Any] | None:
-    """The parsed experiment.json, or None when OUT holds none yet."""
-    try:
-        with out.fs.open_input_stream(out.path(EXPERIMENT_FILE)) as fh:
-            raw = fh.read()
-    except (FileNotFoundError, OSError):
-        return None
-    try:
-        record = json.loads(raw)
-        if not isinstance(record, dict) or "identity" not in record:
-            raise ValueError("missing 'identity'")
-        return record
-    except ValueError as exc:
-        raise ValueError(f"{out.uri}/{EXPERIMENT_FILE} is not a valid experiment record ({exc}); "
-                         "it was not written by `sweep run`") from None
-
-
-def stored_spec(out: Output) -> ExperimentSpec | None:
-    """The spec of the latest run into OUT, or None."""
-    record = read_experiment(out)
-    if record is None:
-        return None
-    return spec_from_dict(record["spec"], source=f"{out.uri}/{EXPERIMENT_FILE}")
-
-
-def check_experiment(out: Output, spec: ExperimentSpec, *, advice: str = "use another --out") -> None:
-    """Refuse (ValueError, nothing touched) when OUT already holds a different experiment."""
-    record = read_experiment(out)
-    if record is None:
-        # Results without a record: not ours to mix into.
-        for directory in ("trials", "confusion"):
-            try:
-                info = out.fs.get_file_info(out.path(directory))
-            except OSError:
-                continue
-            if info.type != info.type.NotFound:
-                raise ValueError(f"{out.uri} holds a {directory}/ folder but no {EXPERIMENT_FILE}; "
-                                 "use an empty or new --out")
-        return
-    theirs, ours = record["identity"], spec.identity()
-    if theirs != ours:
-        diffs = [f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here"
-                 for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
-        raise ValueError(f"{out.uri} holds results of a different experiment ({'; '.join(diffs)}); {advice}")
-
-
-def check_sizes_against_out(out: Output, spec: ExperimentSpec, done: frozenset[str], *,
-                            num_train: int | None) -> None:
-    """Refuse a train size of the grid that selects as many examples as a size spelled differently
-    (0.4 and 538 of 1,346) whose trials OUT already holds for the same model, noise and seed: the
-    two would be two trial ids for one trial, and `sweep report` would find it twice.
-
-    ``num_train`` is the dataset's train split; None (a cluster run, whose driver does not read the
-    dataset) takes it from OUT's rows (train_size / train_fraction).
-    """
-    from sweep.engine.config import TrialConfig
-    from sweep.distributed.store import read_trial_rows
-    from sweep.engine.subsets import resolve_train_size
-
-    grid = {c.trial_id: c for c in spec.trials()}
-    outside = done - grid.keys()  # the grid's own sizes were checked against each other already
-    if not outside:
-        return
-    held: dict[tuple[str, int], Any] = {}  # (identity without the size, count) -> the size as spelled there
-    for row in read_trial_rows(out, sorted(outside), columns=["train_size", "train_fraction", "config_json"]):
-        config = json.loads(row["config_json"])
-        rest = {k: config.get(k) for k in TrialConfig.IDENTITY_FIELDS if k != "train_size"}
-        held[json.dumps(rest, sort_keys=True), int(row["train_size"])] = config.get("train_size")
-        if num_train is None and row["train_fraction"]:
-            num_train = round(row["train_size"] / row["train_fraction"])
-    if num_train is None:
-        return
-    for config in grid.values():
-        if config.trial_id in done:
-            continue
-        rest = {k: v for k, v in config.identity().items() if k != "train_size"}
-        try:
-            count = resolve_train_size(config.train_size, num_train)
-        except ValueError:
-            continue  # above the split: the dataset check says so on a local run, the trial on a cluster
-        there = held.get((json.dumps(rest, sort_keys=True), count), config.train_size)
-        if there != config.train_size or type(there) is not type(config.train_size):
-            raise ValueError(f"train_sizes: {config.train_size!r} selects the same {count} of {num_train} train "
-                             f"examples as {there!r}, whose trials {out.uri} already holds; write {there!r} "
-                             "(or use another --out)")
-
-
-def record_experiment(out: Output, spec: ExperimentSpec) -> None:
-    """Write experiment.json: identity and creation time kept from the first run, spec from this one."""
-    record = read_experiment(out) or {
-        "identity": spec.identity(),
-        "created_at": datetime.now(timezone.utc).isoformat(),
-    }
-    record["spec"] = spec.to_dict()
-    record["updated_at"] = datetime.now(timezone.utc).isoformat()
-    write_bytes_atomic(out, EXPERIMENT_FILE, json.dumps(record, indent=1, sort_keys=True).encode())
 
 
 def _pid_alive(pid: int) -> bool:

@@ -1,8 +1,8 @@
-"""The Parquet contract: the one place that declares the schemas, writes a trial's files, and reads what is done.
+"""The output store: OUT on a filesystem, a trial's files written atomically, and what is done.
 
 Layout under OUT (a local path, an NFS mount, or any pyarrow filesystem URI such as ``s3://bucket/prefix``)::
 
-    OUT/experiment.json               the experiment (spec), see sweep.distributed.lock
+    OUT/experiment.json               the experiment (spec), see sweep.distributed.experiment_record
     OUT/confusion/<trial_id>.parquet  one row per (trial, true class, predicted class), all K x K cells
     OUT/probs/<trial_id>.parquet      per-example softmax, when the spec keeps it
     OUT/trials/<trial_id>.parquet     one row per finished trial: THE COMMIT MARKER
@@ -12,18 +12,16 @@ A trial's worker writes its files in that order, each atomically (``.<name>.tmp-
 rename; pyarrow skips names that start with "." or "_"), so a crash leaves no visible partial file.
 A trial is *done* exactly when its ``trials/`` file exists and opens: a confusion file without one
 is an interrupted trial, rerun and overwritten under the same name. File names derive from the
-trial_id, so a retried or repeated trial replaces its files instead of duplicating rows.
+trial_id, so a retried or repeated trial replaces its files instead of duplicating rows. The
+schemas are declared in ``sweep.contract``.
 """
 
 from __future__ import annotations
 
-import errno
-import fnmatch
 import io
 import json
 import os
 import uuid
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,57 +32,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-# ---- schemas: column names, types and order are the public contract ----------------------------
-KEY_FIELDS = [
-    pa.field("experiment", pa.string()),  # ExperimentSpec.name
-    pa.field("trial_id", pa.string()),  # TrialConfig.trial_id: 16 hex digits, stable hash of the identity
-    pa.field("dataset", pa.string()),  # dataset spec as given, e.g. "cifar10"
-    pa.field("model", pa.string()),
-    pa.field("noise_mode", pa.string()),
-    pa.field("noise_fraction", pa.float64()),  # requested
-    pa.field("realized_noise", pa.float64()),  # share of training labels that differ from the truth
-    pa.field("train_size", pa.int64()),  # training examples actually used
-    pa.field("train_fraction", pa.float64()),  # of the full train split
-    pa.field("seed", pa.int64()),
-]
-CONFUSION_SCHEMA = pa.schema(KEY_FIELDS + [
-    pa.field("true_class", pa.string()),
-    pa.field("pred_class", pa.string()),
-    pa.field("count", pa.int64()),  # test examples of true_class predicted as pred_class
-])
-TRIALS_SCHEMA = pa.schema(KEY_FIELDS + [
-    pa.field("accuracy", pa.float64()),  # share of the test set classified correctly
-    pa.field("test_size", pa.int64()),
-    pa.field("epochs", pa.int64()),
-    pa.field("train_seconds", pa.float64()),  # wall clock, training only
-    pa.field("seconds", pa.float64()),  # wall clock, the whole trial
-    pa.field("device", pa.string()),  # e.g. "cpu (2 threads)", "cuda:0 NVIDIA H100 80GB HBM3"
-    pa.field("torch_version", pa.string()),
-    pa.field("torchvision_version", pa.string()),
-    pa.field("numpy_version", pa.string()),
-    pa.field("python_version", pa.string()),
-    pa.field("sweep_version", pa.string()),
-    pa.field("finished_at", pa.timestamp("us", tz="UTC")),
-    # Extra columns (after the contract's): provenance and placement.
-    pa.field("started_at", pa.timestamp("us", tz="UTC")),
-    pa.field("train_size_requested", pa.float64()),  # the spec's value: a count, or a fraction <= 1
-    pa.field("subset_mode", pa.string()),
-    pa.field("final_train_loss", pa.float64()),
-    pa.field("hostname", pa.string()),
-    pa.field("node_ip", pa.string()),
-    pa.field("node_id", pa.string()),  # Ray node id, "" outside Ray
-    pa.field("worker_pid", pa.int64()),  # the process that ran it (dataset decoded once per process)
-    pa.field("attempt", pa.int64()),  # 1 = first try
-    pa.field("config_json", pa.string()),  # the full TrialConfig, JSON
-])
-PROBS_SCHEMA = pa.schema(KEY_FIELDS + [
-    pa.field("example", pa.int64()),  # index in the test split
-    pa.field("true_class", pa.string()),
-    pa.field("pred_class", pa.string()),
-    pa.field("probs", pa.list_(pa.float32())),  # softmax over the classes, in class order
-])
-DIRS = ("confusion", "probs", "trials")
+from sweep.contract import CONFUSION_SCHEMA, FAILED_DIR, PROBS_SCHEMA, RESULT_DIRS, TRIALS_SCHEMA
+from sweep.distributed import fault_hooks
 
+DIRS = RESULT_DIRS  # confusion, probs, trials
 
 # ---- where OUT lives --------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -130,7 +81,7 @@ def check_writable(out: Output) -> None:
     """
     if not out.is_local:
         return
-    for folder in [out.root] + [out.path(d) for d in (*DIRS, "failed") if os.path.isdir(out.path(d))]:
+    for folder in [out.root] + [out.path(d) for d in (*DIRS, FAILED_DIR) if os.path.isdir(out.path(d))]:
         probe = os.path.join(folder, f".write-probe-{uuid.uuid4().hex}")
         try:
             with open(probe, "wb") as fh:
@@ -148,29 +99,6 @@ def check_writable(out: Output) -> None:
                 pass
 
 
-# Test hook (see sweep.distributed.tune_layer): relative paths matching these fnmatch patterns fail to write
-# half way, with ENOSPC, as on a disk that fills up mid-write. Empty outside drills.
-_FAIL_WRITES: tuple[str, ...] = ()
-
-
-@contextmanager
-def simulated_write_failures(patterns: tuple[str, ...]):
-    """Within the block, writes of OUT-relative paths matching ``patterns`` fail with ENOSPC."""
-    global _FAIL_WRITES
-    saved, _FAIL_WRITES = _FAIL_WRITES, tuple(patterns)
-    try:
-        yield
-    finally:
-        _FAIL_WRITES = saved
-
-
-def _write_fully(fh: Any, rel_path: str, data: bytes) -> None:
-    if _FAIL_WRITES and any(fnmatch.fnmatch(rel_path, p) for p in _FAIL_WRITES):
-        fh.write(data[: len(data) // 2])
-        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (simulated by SWEEP_FAIL_WRITES)", rel_path)
-    fh.write(data)
-
-
 def write_bytes_atomic(out: Output, rel_path: str, data: bytes) -> None:
     """Write OUT/rel_path so that readers see the whole file or nothing: temp name, then rename."""
     directory, name = rel_path.rsplit("/", 1) if "/" in rel_path else ("", rel_path)
@@ -180,7 +108,7 @@ def write_bytes_atomic(out: Output, rel_path: str, data: bytes) -> None:
         os.makedirs(os.path.dirname(final), exist_ok=True)
         try:
             with open(tmp, "wb") as fh:
-                _write_fully(fh, rel_path, data)
+                fault_hooks.write(fh, rel_path, data)
                 fh.flush()
                 os.fsync(fh.fileno())  # the bytes are on disk before the name is
             os.replace(tmp, final)
@@ -193,7 +121,7 @@ def write_bytes_atomic(out: Output, rel_path: str, data: bytes) -> None:
         return
     out.fs.create_dir(os.path.dirname(final), recursive=True)
     with out.fs.open_output_stream(tmp) as fh:
-        _write_fully(fh, rel_path, data)
+        fault_hooks.write(fh, rel_path, data)
     out.fs.move(tmp, final)  # object stores: the final object appears whole (PUT is atomic)
 
 
@@ -316,17 +244,17 @@ def write_failed(out: Output, trial_id: str, *, key: dict[str, Any], error: str,
     """Record a trial's latest failure (JSON, replaced by each new failure, removed on success)."""
     record = {"trial_id": trial_id, "key": key, "error": error, "attempt": attempt,
               "failed_at": datetime.now(timezone.utc).isoformat()}
-    write_bytes_atomic(out, f"failed/{trial_id}.json", json.dumps(record, indent=1).encode())
+    write_bytes_atomic(out, f"{FAILED_DIR}/{trial_id}.json", json.dumps(record, indent=1).encode())
 
 
 def clear_failed(out: Output, trial_id: str) -> None:
-    _delete_quietly(out, out.path("failed", f"{trial_id}.json"))
+    _delete_quietly(out, out.path(FAILED_DIR, f"{trial_id}.json"))
 
 
 def read_failed(out: Output) -> dict[str, dict[str, Any]]:
     """trial_id -> the failure record, for every trial with one (done or not)."""
     records = {}
-    for info in _list(out, "failed"):
+    for info in _list(out, FAILED_DIR):
         if info.base_name.endswith(".json") and not info.base_name.startswith((".", "_")):
             try:
                 with out.fs.open_input_stream(info.path) as fh:
@@ -425,7 +353,7 @@ def remove_stale_temp_files(out: Output, *, older_than_s: float = 60.0) -> int:
     """Delete ``.<name>.tmp-*`` files a crashed writer left behind (invisible to readers anyway)."""
     now = datetime.now(timezone.utc).timestamp()
     removed = 0
-    for directory in (*DIRS, "failed"):
+    for directory in (*DIRS, FAILED_DIR):
         for info in _list(out, directory):
             if info.base_name.startswith(".") and ".tmp-" in info.base_name:
                 mtime = info.mtime.timestamp() if info.mtime else 0.0

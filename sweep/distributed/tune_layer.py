@@ -1,31 +1,20 @@
-"""The thin Ray layer: a Tune trainable around :func:`sweep.engine.trial.run_trial`, and the driver.
+"""The thin Ray layer: a Tune trainable around :func:`sweep.engine.trial.run_trial`, and the fits.
 
-The driver works out what is left to do *before* Tune starts — every trial of the grid whose
-``trials/`` row is missing from OUT — and hands Tune only those. Each axis is a
-``tune.grid_search``; when the missing trials are not a full cross product (a resumed run), the
-grid is a single ``tune.grid_search`` over the missing points. Tune's own experiment state is
-scratch (a temp folder, deleted at the end): OUT is the only state that matters, so a killed
-driver simply runs again.
+The driver (``sweep.distributed.driver``) works out what is left to do before Tune starts and hands
+only those trials here. Each axis becomes a ``tune.grid_search``; when the missing trials are not a
+full cross product (a resumed run), the grid is one ``tune.grid_search`` over the missing points.
+Tune's own experiment state is scratch (a temp folder, deleted at the end): OUT is the only state
+that matters, so a killed driver simply runs again.
 
-Each trial's worker writes its own files (sweep.distributed.store): nothing large travels back to the driver,
-and a trial that finished is on disk even if the driver dies a second later. Actors are reused
-between trials (``reuse_actors``), so a worker process decodes its dataset once
-(``load_dataset`` is memoized per process) and serves many trials with it.
-
-Test hooks (read on the driver, handed to trials in their config; for drills and CI only):
-    SWEEP_FAIL_TRIALS  comma list of fnmatch patterns; a trial fails when one matches its trial_id
-                       or its key "model=M/noise_fraction=F/train_size=S/seed=N"
-    SWEEP_FAIL_TIMES   fail only the first N attempts of such a trial (default: every attempt)
-    SWEEP_FAIL_HOW     "raise" (default: a RuntimeError) or "exit" (the worker process dies)
-    SWEEP_TEST_HOLD_S  seconds a trial holds its slot before training (to observe concurrency)
-    SWEEP_FAIL_WRITES  comma list of fnmatch patterns of OUT-relative paths (e.g. "trials/*") whose
-                       writes fail half way with ENOSPC, as on a disk that fills up mid-trial;
-                       SWEEP_FAIL_TIMES limits it to the first N attempts of each trial
+Each trial's worker writes its own files (``sweep.distributed.store``): nothing large travels back to
+the driver, and a trial that finished is on disk even if the driver dies a second later. Actors are
+reused between trials (``reuse_actors``), so a worker process decodes its dataset once
+(``load_dataset`` is memoized per process) and serves many trials with it. Drills inject failures
+through ``sweep.distributed.fault_hooks``.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import shutil
@@ -37,33 +26,20 @@ from datetime import datetime, timezone
 from itertools import product
 from typing import Any
 
-from sweep.engine.config import TrialConfig
+from sweep.distributed import fault_hooks
+from sweep.distributed.spec import ExperimentSpec
 from sweep.distributed.store import Output, read_failed, scan_done, write_failed, write_trial
-from sweep.distributed.spec import AXES, ExperimentSpec
-
-_ENV_HOOKS = ("SWEEP_FAIL_TRIALS", "SWEEP_FAIL_TIMES", "SWEEP_FAIL_HOW", "SWEEP_TEST_HOLD_S", "SWEEP_FAIL_WRITES")
-
-
-def trial_key(config: TrialConfig) -> str:
-    """The human name of a trial, used in messages and by SWEEP_FAIL_TRIALS."""
-    return (f"model={config.model}/noise_fraction={config.noise_fraction:g}/"
-            f"train_size={config.train_size}/seed={config.seed}")
+from sweep.engine.config import AXES, TrialConfig
 
 
 # ---- the trainable (runs on a Ray worker) ------------------------------------------------------
-def _inject_failure(hooks: dict[str, str], config: TrialConfig, attempt: int, out: Output) -> None:
-    patterns = [p.strip() for p in hooks.get("SWEEP_FAIL_TRIALS", "").split(",") if p.strip()]
-    if not any(fnmatch.fnmatch(config.trial_id, p) or fnmatch.fnmatch(trial_key(config), p) for p in patterns):
-        return
-    times = int(hooks.get("SWEEP_FAIL_TIMES") or 0)
-    if times and attempt > times:
-        return
-    if hooks.get("SWEEP_FAIL_HOW") == "exit":
-        # The worker process dies mid-trial, as if OOM-killed. A real crash leaves no failure record;
-        # the hook writes one first so that SWEEP_FAIL_TIMES can count attempts across processes.
-        write_failed(out, config.trial_id, key={}, error="SWEEP_FAIL_HOW=exit", attempt=attempt)
-        os._exit(17)
-    raise RuntimeError(f"injected failure (SWEEP_FAIL_TRIALS) in attempt {attempt} of {trial_key(config)}")
+def config_from_tune(tune_config: dict[str, Any]) -> TrialConfig:
+    """The TrialConfig a Tune trial stands for: the shared base plus its grid point."""
+    return TrialConfig(**{**tune_config["base"], **_point(tune_config)})
+
+
+def _point(tune_config: dict[str, Any]) -> dict[str, Any]:
+    return tune_config.get("point") or {axis: tune_config[axis] for axis in AXES}
 
 
 def _placement() -> dict[str, Any]:
@@ -77,37 +53,31 @@ def sweep_trainable(tune_config: dict[str, Any]) -> None:
     """One Tune trial: build the TrialConfig, run the pure core, write the files, report once."""
     from ray import tune
 
-    from sweep.distributed.store import open_output, simulated_write_failures
+    from sweep.distributed.store import open_output
     from sweep.engine.trial import run_trial
 
     if os.path.isdir(tune_config["cwd"]):
         os.chdir(tune_config["cwd"])  # relative dataset paths mean what they meant on the driver
-    point = tune_config.get("point") or {axis: tune_config[axis] for axis in AXES}
-    config = TrialConfig(**{**tune_config["base"], **point})
+    config = config_from_tune(tune_config)
     out = open_output(tune_config["out"])
     hooks = tune_config.get("hooks", {})
     previous = read_failed_one(out, config.trial_id)
     attempt = int(previous.get("attempt", 0)) + 1 if previous else 1
     started_at = datetime.now(timezone.utc)
     try:
-        _inject_failure(hooks, config, attempt, out)
-        time.sleep(float(hooks.get("SWEEP_TEST_HOLD_S") or 0))
+        fault_hooks.before_trial(hooks, config.trial_id, config.key, attempt, record_exit=lambda: write_failed(
+            out, config.trial_id, key={}, error="SWEEP_FAIL_HOW=exit", attempt=attempt))
         result = run_trial(config)
-        with simulated_write_failures(_write_failure_patterns(hooks, attempt)):
+        with fault_hooks.failing_writes(hooks, attempt):
             write_trial(out, result, tune_config["experiment"], started_at=started_at,
                         placement=_placement(), attempt=attempt)
     except Exception as exc:
         # Recorded now, by the worker, so the error survives even if the driver is gone.
-        record_failure(out, config.trial_id, key=point, error=f"{type(exc).__name__}: {exc}", attempt=attempt)
+        record_failure(out, config.trial_id, key=_point(tune_config), error=f"{type(exc).__name__}: {exc}",
+                       attempt=attempt)
         raise
     tune.report({"sweep_trial_id": config.trial_id, "accuracy": result.accuracy,
                  "trial_seconds": result.seconds})
-
-
-def _write_failure_patterns(hooks: dict[str, str], attempt: int) -> tuple[str, ...]:
-    patterns = tuple(p.strip() for p in hooks.get("SWEEP_FAIL_WRITES", "").split(",") if p.strip())
-    times = int(hooks.get("SWEEP_FAIL_TIMES") or 0)
-    return () if times and attempt > times else patterns
 
 
 def record_failure(out: Output, trial_id: str, *, key: dict[str, Any], error: str, attempt: int) -> bool:
@@ -130,17 +100,18 @@ def read_failed_one(out: Output, trial_id: str) -> dict[str, Any] | None:
         return None
 
 
-# ---- the driver --------------------------------------------------------------------------------
+# ---- the driver's side -------------------------------------------------------------------------
 def param_space(spec: ExperimentSpec, todo: list[TrialConfig], *, out: Output) -> dict[str, Any]:
     """Tune's param space: a grid_search per axis when ``todo`` is a full cross product (a fresh
-    sweep, or new seeds for every cell), else one grid_search over the missing points."""
+    sweep, or new seeds for every cell), else one grid_search over the missing points. The trials
+    share ``spec``'s base config with its resources (threads), which may be fitted to this cluster."""
     from ray import tune
 
-    base = {k: v for k, v in todo[0].to_dict().items() if k not in AXES}
-    points = [{axis: getattr(c, axis) for axis in AXES} for c in todo]
+    base = {k: v for k, v in spec.trial_config(*_axes(todo[0])).to_dict().items() if k not in AXES}
+    points = [dict(zip(AXES, _axes(c))) for c in todo]
     values = {axis: list(dict.fromkeys(p[axis] for p in points)) for axis in AXES}
     space: dict[str, Any] = {"base": base, "out": out.uri, "experiment": spec.name, "cwd": os.getcwd(),
-                             "hooks": {k: os.environ[k] for k in _ENV_HOOKS if k in os.environ}}
+                             "hooks": fault_hooks.hooks_from_env()}
     full_cross = set(product(*values.values()))
     if len(points) == len(full_cross) and {tuple(p.values()) for p in points} == full_cross:
         space.update({axis: tune.grid_search(values[axis]) for axis in AXES})
@@ -149,8 +120,14 @@ def param_space(spec: ExperimentSpec, todo: list[TrialConfig], *, out: Output) -
     return space
 
 
+def _axes(config: TrialConfig) -> tuple[Any, ...]:
+    return tuple(getattr(config, axis) for axis in AXES)
+
+
 @dataclass(frozen=True)
 class SweepOutcome:
+    """What became of a run's trials."""
+
     total: int  # trials in the grid
     skipped: int  # already done before this run
     ran: int  # handed to Tune
@@ -160,6 +137,7 @@ class SweepOutcome:
     wall_seconds: float = 0.0  # Tune's fit, wall clock
     slots: int = 1  # trials that could run at once
     trial_seconds: float = 0.0  # sum of the finished trials' own wall clock
+    out: str = ""  # OUT as resolved (local paths absolute)
 
 
 def concurrent_slots(spec: ExperimentSpec, resources: dict[str, float]) -> int:
@@ -249,7 +227,7 @@ def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skip
     # Neither done nor failed: Tune stopped before running them (Ctrl-C: Tune ends fit() cleanly).
     unfinished = tuple(t for t in todo_ids if t not in done and t not in failed)
     return SweepOutcome(
-        total=spec.num_trials, skipped=skipped, ran=len(todo), succeeded=len(done & set(todo_ids)),
+        out=out.uri, total=spec.num_trials, skipped=skipped, ran=len(todo), succeeded=len(done & set(todo_ids)),
         failed=failed, unfinished=unfinished, wall_seconds=wall, slots=slots,
         trial_seconds=sum(callback.trial_seconds),
     )
@@ -286,16 +264,15 @@ def _failures(spec: ExperimentSpec, out: Output,
     records = read_failed(out)
     failed = {}
     for tune_config, error in errors:
-        point = tune_config.get("point") or {axis: tune_config[axis] for axis in AXES}
-        config = TrialConfig(**{**tune_config["base"], **point})
+        config = config_from_tune(tune_config)
         if config.trial_id in done:
             continue
         record = records.get(config.trial_id)
         if record is None:  # the process died before it could say why (or OUT refused the record)
             message = _one_line(error)
-            record_failure(out, config.trial_id, key=point, error=message, attempt=spec.retries + 1)
+            record_failure(out, config.trial_id, key=_point(tune_config), error=message, attempt=spec.retries + 1)
             record = {"error": message}
-        failed[config.trial_id] = {"key": trial_key(config), "error": record["error"]}
+        failed[config.trial_id] = {"key": config.key, "error": record["error"]}
     return failed
 
 

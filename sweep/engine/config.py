@@ -1,9 +1,15 @@
 """The trial configuration: one frozen, validated record that names a trial everywhere.
 
 A *trial* is (dataset, model, noise mode, noise fraction, training-set size, seed) plus the
-training recipe. Its key fields name it in Ray, in file names and in Parquet rows; ``trial_id``
-is a stable hash of everything that changes the result (not of resources such as threads or
-device, which must not).
+training recipe. Its identity fields name it in Ray, in file names and in Parquet rows;
+``trial_id`` is a stable hash of them (``sweep.contract.trial_id``), not of resources such as
+threads or device, which must not change a result's name.
+
+Each field says, in its metadata, where else it appears: ``identity`` (part of the trial id:
+"always", or "when_set" for a field added after results existed, which leaves the id of every
+trial that does not set it unchanged) and ``spec`` (the spec-file table it is read from: "top",
+"training" or "resources"). The experiment spec, its file layout and ``experiment.json`` derive
+from these, so a new recipe setting is one field here.
 
 Glossary used across the project:
     K               number of classes
@@ -16,109 +22,88 @@ Glossary used across the project:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-MODEL_NAMES = ("blog_cnn", "fast_cnn", "resnet18")  # built by sweep.engine.models.build_model
-# Models with BatchNorm layers: a training batch of one example has no batch statistics to normalize by.
-BATCHNORM_MODELS = ("fast_cnn", "resnet18")
-NOISE_MODES = ("shuffle", "symmetric", "pairs", "matrix")
-SUBSET_MODES = ("random", "stratified")
+from sweep.contract import trial_id as hash_identity
+from sweep.engine.checks import is_finite, is_int, is_number
+from sweep.engine.datasets import SPEC_FORMS
+from sweep.engine.noise import NOISE_MODES
+from sweep.engine.recipes import BATCHNORM_MODELS, MODEL_NAMES, batchnorm_message
+from sweep.engine.subsets import SUBSET_MODES
+
 DEVICES = ("auto", "cpu", "cuda")
-
-# Customary asymmetric CIFAR-10 flips (Patrini et al., 2017): source class -> target class.
-CIFAR10_PAIRS: tuple[tuple[str, str], ...] = (
-    ("truck", "automobile"),
-    ("bird", "airplane"),
-    ("deer", "horse"),
-    ("cat", "dog"),
-    ("dog", "cat"),
-)
+AXES = ("model", "noise_fraction", "train_size", "seed")  # what a grid varies; the rest a spec fixes
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_finite_number(value: Any) -> bool:
-    """An int, or a float that is neither NaN nor infinite."""
-    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+def _meta(identity: str | None = None, spec: str | None = None) -> dict[str, Any]:
+    return {"identity": identity, "spec": spec}
 
 
 @dataclass(frozen=True)
 class TrialConfig:
     """Everything that defines one trial. Validated once, here; immutable afterwards."""
 
-    # Dataset spec: "digits" | "cifar10" | "parquet:DIR" | "imagefolder:DIR".
-    dataset: str = "digits"
-    # Model name, one of MODEL_NAMES: "blog_cnn" | "fast_cnn" | "resnet18".
-    model: str = "blog_cnn"
-    # How labels are corrupted: "shuffle" | "symmetric" | "pairs" | "matrix" (see sweep.engine.noise).
-    noise_mode: str = "shuffle"
-    # Requested share of training labels to corrupt, in [0, 1].
-    noise_fraction: float = 0.0
-    # Training examples to use: int count >= 1, float fraction in (0, 1], or None for the whole split.
-    train_size: int | float | None = None
+    # Dataset spec: one of SPEC_FORMS ("digits" | "cifar10" | "parquet:DIR" | "imagefolder:DIR").
+    dataset: str = field(default="digits", metadata=_meta("always", "top"))
+    # Model name, one of MODEL_NAMES: "blog_cnn" | "fast_cnn" | "resnet18". A grid axis.
+    model: str = field(default="blog_cnn", metadata=_meta("always"))
+    # How labels are corrupted, one of NOISE_MODES (see sweep.engine.noise).
+    noise_mode: str = field(default="shuffle", metadata=_meta("always", "top"))
+    # Requested share of training labels to corrupt, in [0, 1]. A grid axis.
+    noise_fraction: float = field(default=0.0, metadata=_meta("always"))
+    # Training examples: int count >= 1, float fraction in (0, 1], or None for the whole split. A grid axis.
+    train_size: int | float | None = field(default=None, metadata=_meta("always"))
     # Grid axis, not a random draw: every random stream of the trial derives from it. Integer >= 0.
-    seed: int = 0
+    seed: int = field(default=0, metadata=_meta("always"))
     # How the training subset is drawn: "random" | "stratified" (class shares kept, see sweep.engine.subsets).
-    subset_mode: str = "random"
-    # For noise_mode="pairs": (source class, target class) flips, at least one; None = CIFAR-10's customary pairs.
-    noise_pairs: tuple[tuple[str, str], ...] | None = None
-    # For noise_mode="matrix": K x K row-stochastic transition matrix, row = true class.
-    noise_matrix: tuple[tuple[float, ...], ...] | None = None
-    # Recipe overrides; None keeps the model's documented default (sweep.engine.models.RECIPES).
-    epochs: int | None = None  # passes over the training subset, >= 1
-    batch_size: int | None = None  # examples per optimizer step, >= 1 (>= 2 for BATCHNORM_MODELS)
-    lr: float | None = None  # peak learning rate, finite, > 0
-    weight_decay: float | None = None  # L2 coefficient, finite, >= 0
-    augment: bool | None = None  # random crop + flip on the device; None = dataset default
-    # Resources: not part of the trial's identity.
-    device: str = "auto"  # "auto" (CUDA when present, else CPU) | "cpu" | "cuda"
-    num_threads: int | None = None  # torch CPU threads, >= 1; None = leave torch's setting
-    keep_probs: bool = False  # also return the per-example softmax on the test set
-    data_dir: str | None = None  # where torchvision datasets live / download to
+    subset_mode: str = field(default="random", metadata=_meta("always", "top"))
+    # Noise-mode parameters (NOISE_MODES[...].param), each only with its mode:
+    # "pairs": (source class, target class) flips, at least one; None = CIFAR-10's customary pairs.
+    noise_pairs: tuple[tuple[str, str], ...] | None = field(default=None, metadata=_meta("always", "top"))
+    # "matrix": K x K row-stochastic transition matrix, row = true class; required at a fraction > 0.
+    noise_matrix: tuple[tuple[float, ...], ...] | None = field(default=None, metadata=_meta("always", "top"))
+    # Recipe overrides; None keeps the model's documented default (sweep.engine.recipes.RECIPES).
+    epochs: int | None = field(default=None, metadata=_meta("always", "training"))  # passes over the subset, >= 1
+    batch_size: int | None = field(default=None, metadata=_meta("always", "training"))  # per step, >= 1 (>= 2 with BatchNorm)
+    lr: float | None = field(default=None, metadata=_meta("always", "training"))  # peak learning rate, finite, > 0
+    weight_decay: float | None = field(default=None, metadata=_meta("always", "training"))  # L2, finite, >= 0
+    augment: bool | None = field(default=None, metadata=_meta("always", "training"))  # crop + flip; None = dataset default
+    # Resources and outputs: not part of the trial's identity.
+    device: str = field(default="auto", metadata=_meta(spec="resources"))  # one of DEVICES; auto = CUDA if present
+    num_threads: int | None = field(default=None, metadata=_meta())  # torch CPU threads, >= 1; None = torch's
+    keep_probs: bool = field(default=False, metadata=_meta(spec="top"))  # also return the test set's softmax
+    data_dir: str | None = field(default=None, metadata=_meta(spec="top"))  # where torchvision datasets live
 
     def __post_init__(self) -> None:
         _validate(self)
-        # Normalize nested lists (from JSON/TOML) into hashable tuples.
-        if self.noise_pairs is not None:
-            object.__setattr__(self, "noise_pairs", tuple((str(a), str(b)) for a, b in self.noise_pairs))
-        if self.noise_matrix is not None:
-            object.__setattr__(
-                self, "noise_matrix", tuple(tuple(float(v) for v in row) for row in self.noise_matrix)
-            )
-        if _is_number(self.noise_fraction):
-            object.__setattr__(self, "noise_fraction", float(self.noise_fraction))
-
-    # Fields that change the result; resources and output options are excluded on purpose.
-    IDENTITY_FIELDS = (
-        "dataset", "model", "noise_mode", "noise_fraction", "train_size", "seed", "subset_mode",
-        "noise_pairs", "noise_matrix", "epochs", "batch_size", "lr", "weight_decay", "augment",
-    )
+        for mode in NOISE_MODES.values():  # nested lists (JSON, TOML) -> hashable tuples
+            if mode.param is not None and getattr(self, mode.param.field) is not None:
+                object.__setattr__(self, mode.param.field, mode.param.normalize(getattr(self, mode.param.field)))
+        object.__setattr__(self, "noise_fraction", float(self.noise_fraction))
 
     def identity(self) -> dict[str, Any]:
-        """The fields that define what is computed, as plain JSON-able values."""
+        """The fields that define what is computed, as plain JSON-able values (the trial id's input)."""
         out = {}
-        for name in self.IDENTITY_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, tuple):
-                value = json.loads(json.dumps(value))
-            out[name] = value
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = f.metadata["identity"]
+            if kind == "always" or (kind == "when_set" and value is not None):
+                out[f.name] = json.loads(json.dumps(value)) if isinstance(value, tuple) else value
         return out
 
     @property
     def trial_id(self) -> str:
-        """Stable 16-hex-digit hash of :meth:`identity`; the same on every machine and Python."""
-        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """Stable 16-hex-digit name of the trial: the hash of :meth:`identity`."""
+        return hash_identity(self.identity())
+
+    @property
+    def key(self) -> str:
+        """The trial's grid point in words, for messages: "model=M/noise_fraction=F/train_size=S/seed=N"."""
+        return (f"model={self.model}/noise_fraction={self.noise_fraction:g}/"
+                f"train_size={self.train_size}/seed={self.seed}")
 
     def replace(self, **changes: Any) -> "TrialConfig":
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -132,69 +117,66 @@ class TrialConfig:
         return json.loads(json.dumps(asdict(self)))
 
 
-def batchnorm_message(model: str, got: str) -> str:
-    """The error for a BatchNorm model whose training batches would hold one example."""
-    return (f"{model} has BatchNorm layers and needs at least 2 examples per batch; got {got} "
-            "(allowed: >= 2, or model blog_cnn, which has no BatchNorm)")
+IDENTITY_FIELDS = tuple(f.name for f in fields(TrialConfig) if f.metadata["identity"])
+
+
+def spec_fields(table: str) -> tuple[str, ...]:
+    """The TrialConfig fields a spec file sets in ``table`` ("top", "training" or "resources")."""
+    return tuple(f.name for f in fields(TrialConfig) if f.metadata["spec"] == table)
 
 
 def _validate(c: TrialConfig) -> None:
-    if not isinstance(c.dataset, str) or not c.dataset:
-        raise TypeError(f"dataset must be a non-empty string, got {c.dataset!r}")
+    if not isinstance(c.dataset, str) or not c.dataset.strip():
+        raise TypeError(f"dataset must be a non-empty string ({' | '.join(SPEC_FORMS)}), got {c.dataset!r}")
     if not isinstance(c.model, str):
         raise TypeError(f"model must be a string, got {c.model!r}")
     if c.model not in MODEL_NAMES:
         raise ValueError(f"unknown model {c.model!r}; allowed: {', '.join(MODEL_NAMES)}")
     if c.noise_mode not in NOISE_MODES:
         raise ValueError(f"unknown noise mode {c.noise_mode!r}; allowed: {', '.join(NOISE_MODES)}")
-    if not _is_number(c.noise_fraction) or not (0.0 <= c.noise_fraction <= 1.0) or math.isnan(c.noise_fraction):
+    if not is_number(c.noise_fraction) or not 0.0 <= c.noise_fraction <= 1.0:
         raise ValueError(f"noise_fraction must be in [0, 1], got {c.noise_fraction!r}")
     if c.train_size is not None:
-        if _is_int(c.train_size):
-            if c.train_size < 1:
-                raise ValueError(f"train_size must be a count >= 1 or a fraction in (0, 1], got {c.train_size!r}")
-        elif isinstance(c.train_size, float):
-            if not (0.0 < c.train_size <= 1.0):
-                raise ValueError(f"train_size must be a count >= 1 or a fraction in (0, 1], got {c.train_size!r}")
-        else:
+        if not is_int(c.train_size) and not isinstance(c.train_size, float):
             raise TypeError(f"train_size must be an int count or a float fraction, got {c.train_size!r}")
-    if not _is_int(c.seed) or c.seed < 0:
+        if (c.train_size < 1) if is_int(c.train_size) else not 0.0 < c.train_size <= 1.0:
+            raise ValueError(f"train_size must be a count >= 1 or a fraction in (0, 1], got {c.train_size!r}")
+    if not is_int(c.seed) or c.seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {c.seed!r}")
     if c.subset_mode not in SUBSET_MODES:
         raise ValueError(f"unknown subset mode {c.subset_mode!r}; allowed: {', '.join(SUBSET_MODES)}")
-    if c.noise_mode == "matrix" and c.noise_matrix is None and c.noise_fraction > 0:
-        raise ValueError("noise_mode 'matrix' needs noise_matrix (a K x K row-stochastic matrix)")
-    if c.noise_matrix is not None and c.noise_mode != "matrix":
-        raise ValueError(f"noise_matrix is only used with noise_mode 'matrix', got noise_mode {c.noise_mode!r}")
-    if c.noise_pairs is not None and c.noise_mode != "pairs":
-        raise ValueError(f"noise_pairs is only used with noise_mode 'pairs', got noise_mode {c.noise_mode!r}")
-    if c.noise_pairs is not None:
-        if len(c.noise_pairs) == 0:
-            raise ValueError(f"noise_pairs must name at least one source:target pair, got {list(c.noise_pairs)}; "
-                             "leave it unset for CIFAR-10's customary pairs")
-        for pair in c.noise_pairs:
-            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-                raise ValueError(f"noise_pairs entries must be (source, target) pairs, got {pair!r}")
-    for name, low in (("epochs", 1), ("batch_size", 1)):
+    for name, mode in NOISE_MODES.items():
+        param = mode.param
+        if param is None:
+            continue
+        value = getattr(c, param.field)
+        if value is not None and c.noise_mode != name:
+            raise ValueError(f"{param.field} is only used with noise_mode {name!r}, got noise_mode {c.noise_mode!r}")
+        if c.noise_mode == name and value is None and param.default is None and c.noise_fraction > 0:
+            raise ValueError(f"noise_mode {name!r} needs {param.field} ({param.what})")
+    for name in ("epochs", "batch_size"):
         value = getattr(c, name)
-        if value is not None and (not _is_int(value) or value < low):
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if c.model in BATCHNORM_MODELS:  # a fraction that selects one example is caught by sweep.engine.trial.prepare_labels
+        if value is not None and (not is_int(value) or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if c.model in BATCHNORM_MODELS:  # a fraction that selects one example is caught by sweep.engine.fit
         for name in ("train_size", "batch_size"):
-            value = getattr(c, name)
-            if _is_int(value) and value == 1:
+            if is_int(getattr(c, name)) and getattr(c, name) == 1:
                 raise ValueError(batchnorm_message(c.model, f"{name} 1"))
     for name, low, bound in (("lr", "> 0", lambda v: v > 0), ("weight_decay", ">= 0", lambda v: v >= 0)):
         value = getattr(c, name)
         if value is None:
             continue
-        if _is_number(value) and not _is_finite_number(value):  # NaN passes no comparison; inf passes "> 0"
+        if isinstance(value, float) and not math.isfinite(value):  # NaN passes no comparison; inf passes "> 0"
             raise ValueError(f"{name} must be a finite number {low}, got {value!r}")
-        if not _is_number(value) or not bound(value):
+        if not is_finite(value) or not bound(value):
             raise ValueError(f"{name} must be a number {low}, got {value!r}")
     if c.augment is not None and not isinstance(c.augment, bool):
         raise TypeError(f"augment must be true, false or unset, got {c.augment!r}")
     if c.device not in DEVICES:
         raise ValueError(f"unknown device {c.device!r}; allowed: {', '.join(DEVICES)}")
-    if c.num_threads is not None and (not _is_int(c.num_threads) or c.num_threads < 1):
+    if c.num_threads is not None and (not is_int(c.num_threads) or c.num_threads < 1):
         raise ValueError(f"num_threads must be an integer >= 1, got {c.num_threads!r}")
+    if not isinstance(c.keep_probs, bool):
+        raise TypeError(f"keep_probs must be true or false, got {c.keep_probs!r}")
+    if c.data_dir is not None and not isinstance(c.data_dir, str):
+        raise TypeError(f"data_dir must be a string, got {c.data_dir!r}")

@@ -45,7 +45,6 @@ import numpy as np
 
 from sweep.engine import image_decode
 
-SPEC_FORMS = ("digits", "cifar10", "parquet:DIR", "imagefolder:DIR")
 CACHE_FORMAT = 2  # part of every source identity: bump when decoding changes, to retire old caches
 # (2: 16-bit grayscale scaled to 8 bits instead of clipped; integer labels must leave no class empty)
 DEFAULT_CACHE_DIR = "~/.cache/class-fragility-sweep"
@@ -244,25 +243,20 @@ def _resolve(spec: str, data_dir: str | os.PathLike | None) -> tuple[str, dict[s
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise TypeError(f"data_dir must be a path string or None, got {data_dir!r}")
     kind, colon, rest = spec.partition(":")
-    if spec == "digits":
-        identity = {"kind": "digits", "scikit-learn": version("scikit-learn"), "test_share": DIGITS_TEST_SHARE}
-        return "digits", {**identity, "format": CACHE_FORMAT}, _decode_digits
-    if spec == "cifar10":
-        root = Path(data_dir or os.environ.get("SWEEP_DATA_DIR")
-                    or Path(DEFAULT_CACHE_DIR) / "torchvision").expanduser().resolve()
-        files = _cifar10_files(root)
-        return "cifar10", _file_identity("cifar10", files), lambda: _decode_cifar10(root)
-    if kind in ("parquet", "imagefolder") and colon:
-        if not rest:
-            raise ValueError(f"dataset {spec!r} names no directory; allowed: {', '.join(SPEC_FORMS)}")
-        folder = Path(rest).expanduser().resolve()
-        if not folder.is_dir():
-            raise DatasetNotFoundError(f"dataset directory {folder} (from {spec!r}) does not exist "
-                                       "or is not a directory")
-        if kind == "parquet":
-            return "parquet", *_parquet_source(folder)
-        return "imagefolder", *_imagefolder_source(folder)
-    raise ValueError(f"unknown dataset {spec!r}; allowed: {', '.join(SPEC_FORMS)}")
+    loader = LOADERS.get(kind)
+    if loader is None or loader.takes_dir != bool(colon):
+        raise ValueError(f"unknown dataset {spec!r}; allowed: {', '.join(SPEC_FORMS)}")
+    if not loader.takes_dir:
+        identity, decode = loader.source(data_dir)
+        return kind, identity, decode
+    if not rest:
+        raise ValueError(f"dataset {spec!r} names no directory; allowed: {', '.join(SPEC_FORMS)}")
+    folder = Path(rest).expanduser().resolve()
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"dataset directory {folder} (from {spec!r}) does not exist "
+                                   "or is not a directory")
+    identity, decode = loader.source(folder)
+    return kind, identity, decode
 
 
 def _file_identity(kind: str, files: list[Path] | list[os.DirEntry]) -> dict[str, Any]:
@@ -293,6 +287,11 @@ def digits_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
+def _digits_source(data_dir: Any) -> tuple[dict[str, Any], Decoder]:
+    identity = {"kind": "digits", "scikit-learn": version("scikit-learn"), "test_share": DIGITS_TEST_SHARE}
+    return {**identity, "format": CACHE_FORMAT}, _decode_digits
+
+
 def _decode_digits() -> dict[str, Any]:
     from sklearn.datasets import load_digits
 
@@ -307,6 +306,12 @@ def _decode_digits() -> dict[str, Any]:
 
 
 # --- cifar10 (torchvision's pickles) ----------------------------------------------------------
+
+def _cifar10_source(data_dir: str | os.PathLike | None) -> tuple[dict[str, Any], Decoder]:
+    root = Path(data_dir or os.environ.get("SWEEP_DATA_DIR")
+                or Path(DEFAULT_CACHE_DIR) / "torchvision").expanduser().resolve()
+    return _file_identity("cifar10", _cifar10_files(root)), lambda: _decode_cifar10(root)
+
 
 def _cifar10_files(root: Path) -> list[Path]:
     """The seven pickle files, fetching them first (from an archive in ``root`` or online) if absent."""
@@ -404,3 +409,25 @@ def _imagefolder_source(folder: Path) -> tuple[dict[str, Any], Decoder]:
                          f"only in test: {sorted(set(test) - set(train))}; both need the same class folders")
     files = [f for split in (train, test) for entries in split.values() for f in entries]
     return _file_identity("imagefolder", files), lambda: image_decode.decode_imagefolder(train, test)
+
+
+# --- the registry: "<kind>" or "<kind>:DIR" -> where its identity and decoder come from ---------
+
+@dataclass(frozen=True)
+class Loader:
+    form: str  # how a spec names it: "digits", or "parquet:DIR" for a loader that reads a folder
+    help: str  # what it reads, in a few words (help texts and docs)
+    source: Callable[[Any], tuple[dict[str, Any], Decoder]]  # data_dir, or DIR -> (identity, decoder)
+
+    @property
+    def takes_dir(self) -> bool:
+        return self.form.endswith(":DIR")
+
+
+LOADERS: dict[str, Loader] = {
+    "digits": Loader("digits", "scikit-learn's bundled 8x8 digits (offline default)", _digits_source),
+    "cifar10": Loader("cifar10", "torchvision's CIFAR-10 under --data-dir", _cifar10_source),
+    "parquet": Loader("parquet:DIR", "DIR/train.parquet and DIR/test.parquet (image bytes + label)", _parquet_source),
+    "imagefolder": Loader("imagefolder:DIR", "DIR/train/<class>/* and DIR/test/<class>/*", _imagefolder_source),
+}
+SPEC_FORMS = tuple(loader.form for loader in LOADERS.values())

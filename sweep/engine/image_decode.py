@@ -12,11 +12,9 @@ one exception is a 16-bit grayscale PNG that an older Pillow opens as mode I (a 
 grayscale; otherwise grayscale images are repeated into three channels, so a split always has one
 consistent (C, H, W).
 
-Decoding is a plain serial loop on purpose: a pool of two threads did not help on the 2-core CPU
-here (the per-image Python work holds the GIL; 32x32 JPEGs decode in ~0.2 ms each). Side by side,
-10,000 CIFAR-10 JPEGs, 3 alternating runs: serial 2.29 / 2.49 / 2.29 s, two threads 2.73 / 2.05 /
-3.66 s; all 50,000 once: serial 7.7 s, two threads 10.7 s (other jobs shared the CPU). It happens
-once per source anyway: :mod:`sweep.engine.datasets` caches the decoded arrays on disk.
+Decoding is a plain serial loop on purpose: the per-image Python work holds the GIL, so threads did
+not help (BENCHMARKS.md, "Decoding"), and it happens once per source: :mod:`sweep.engine.datasets`
+caches the decoded arrays on disk.
 
 Bad input raises ValueError with the file and row (or file path) of the offending image.
 """

@@ -1,33 +1,15 @@
 """Keep freed tensor memory in the process, so CPU training steps stop page-faulting.
 
-PyTorch's CPU tensors come from the C library's ``malloc``. glibc serves blocks above its mmap
-threshold (128 KiB at start, raised dynamically up to 32 MiB) with a fresh ``mmap`` and returns them
-to the kernel on ``free``; the top of the heap is trimmed back as soon as 128 KiB lie free there.
-A training step allocates and frees dozens of activation and gradient tensors of 1-16 MiB
-(blog_cnn, batch 128), so every step maps new pages and takes a page fault on the first touch of
-each 4 KiB page, zeroing it in the kernel: time that shows up as slow ReLUs, pools and fills.
-
-:func:`retain_freed_memory` raises both thresholds once per process (``mallopt``), so freed blocks
-stay in the heap and the next step reuses pages that are already mapped. This is the effect the
-PyTorch CPU performance guides get by preloading jemalloc or tcmalloc, without an ``LD_PRELOAD``.
-The cost is that a process keeps the peak of its heap (for a blog_cnn trial on CIFAR-10, a few
-hundred MiB) instead of returning it between steps; a sweep worker runs one trial after another
-of the same shape, so that peak is what the next trial needs anyway.
-
-Measured on the 2-core x86-64 CPU: BENCHMARKS.md, "CPU levers".
-
-Only glibc has these knobs; elsewhere (macOS, musl) this does nothing and says so in its return.
-
-Threads. ``mallopt`` changes glibc's main heap; a thread that allocates from an arena of its own
-(glibc gives threads separate arenas) keeps glibc's defaults there. Ray Tune runs each trial in a
-thread of its worker process, so for sweeps :func:`worker_env` gives the same settings as
-environment variables that glibc reads when a worker process starts, plus one arena for all
-threads; ``sweep run`` passes them to its workers (``ray.init(runtime_env=...)``). Measured on the
-2-core CPU, blog_cnn step at batch 128 in a thread, 1 torch thread, 3 interleaved pairs: 210-213 ms
-and 8,300-11,300 page faults a step with glibc's defaults, 168-171 ms and 0-100 with these.
-
-``SWEEP_KEEP_FREED_MEMORY=0`` in the environment turns both off (freed memory then goes back to
-the kernel between steps, at the cost measured above).
+PyTorch's CPU tensors come from glibc's ``malloc``, which returns large freed blocks to the kernel;
+a training step allocates and frees dozens of 1-16 MiB activations, so every step maps fresh pages
+and faults on each one. :func:`retain_freed_memory` raises glibc's mmap and trim thresholds once per
+process (``mallopt``), so freed blocks stay mapped and the next step reuses them (the effect people
+get from preloading jemalloc or tcmalloc). A process then keeps the peak of its heap, which is what
+the next trial of a sweep needs anyway. ``mallopt`` does not reach the malloc arenas of other
+threads, and Ray Tune trains in a worker thread, so :func:`worker_env` gives the same settings as
+environment variables glibc reads at process start, which ``sweep run`` hands to its workers. Only
+glibc has these knobs; elsewhere this does nothing and says so. ``SWEEP_KEEP_FREED_MEMORY=0`` turns
+both off. Measurements: BENCHMARKS.md, "CPU levers".
 """
 
 from __future__ import annotations

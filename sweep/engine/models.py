@@ -1,4 +1,4 @@
-"""The three models and their fixed default training recipes.
+"""The three models, built for the dataset (their recipes and input rules: sweep.engine.recipes).
 
 Every model adapts to the dataset: input channels C, image size H x W and class count K.
 
@@ -16,64 +16,16 @@ Every model adapts to the dataset: input channels C, image size H x W and class 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
 from torch import nn
 
-from sweep.engine.config import MODEL_NAMES, TrialConfig
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How a model is trained by default. A TrialConfig's epochs/batch_size/lr/weight_decay override it."""
-
-    optimizer: str  # "adam" | "sgd"
-    lr: float  # peak learning rate, for the batch size below
-    batch_size: int  # examples per optimizer step
-    epochs: int  # passes over the training subset
-    weight_decay: float = 0.0  # L2 coefficient (decoupled from nothing: plain torch.optim semantics)
-    momentum: float = 0.9  # SGD only
-    nesterov: bool = False  # SGD only
-    schedule: str = "constant"  # "constant" | "triangle" (linear warm-up then linear decay to 0) | "cosine"
-    warmup: float = 0.0  # share of all steps spent warming up, for "triangle"
-    label_smoothing: float = 0.0  # cross-entropy label smoothing, in [0, 1)
-    tta: bool = False  # average predictions over the image and its mirror at test time
-
-
-RECIPES: dict[str, Recipe] = {
-    # Adam at its textbook learning rate, as a small Keras-style reference CNN is usually trained.
-    "blog_cnn": Recipe(optimizer="adam", lr=1e-3, batch_size=128, epochs=15),
-    # Short, aggressive schedule. Batch 1,024 at lr 0.4 matched batch 512 at lr 0.2 in accuracy
-    # (88.6 vs 88.7 %, n=1) in half the time on an H100 (3.4 vs 6.2 s): BENCHMARKS.md, recipe probe.
-    "fast_cnn": Recipe(
-        optimizer="sgd", lr=0.4, batch_size=1024, epochs=10, weight_decay=5e-4, momentum=0.9,
-        nesterov=True, schedule="triangle", warmup=0.2, label_smoothing=0.2, tta=True,
-    ),
-    # The usual CIFAR ResNet-18 recipe, shortened.
-    "resnet18": Recipe(
-        optimizer="sgd", lr=0.1, batch_size=128, epochs=30, weight_decay=5e-4, momentum=0.9,
-        nesterov=True, schedule="cosine",
-    ),
-}
-assert tuple(RECIPES) == MODEL_NAMES
-
-
-def recipe_for(config: TrialConfig) -> Recipe:
-    """The model's default recipe with the config's overrides applied."""
-    recipe = RECIPES[config.model]
-    overrides = {
-        name: getattr(config, name)
-        for name in ("epochs", "batch_size", "lr", "weight_decay")
-        if getattr(config, name) is not None
-    }
-    return replace(recipe, **overrides)
+from sweep.engine.recipes import MODEL_NAMES, check_image_size
 
 
 def blog_cnn(channels: int, height: int, width: int, num_classes: int) -> nn.Module:
-    if height % 4 or width % 4:
-        raise ValueError(f"blog_cnn needs image sides divisible by 4 (two 2x2 max-pools), got {height}x{width}")
+    check_image_size("blog_cnn", height, width)
     return nn.Sequential(
         nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),
         nn.Conv2d(32, 32, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(),
@@ -101,8 +53,7 @@ class _Scale(nn.Module):
 
 
 def fast_cnn(channels: int, height: int, width: int, num_classes: int) -> nn.Module:
-    if min(height, width) < 8:
-        raise ValueError(f"fast_cnn needs images of at least 8x8 (three 2x2 max-pools), got {height}x{width}")
+    check_image_size("fast_cnn", height, width)
     widths = (64, 256, 256)
     layers: list[nn.Module] = _conv_bn(channels, 32)
     c_in = 32

@@ -10,20 +10,9 @@ two sizes with the same seed differ only by the examples added).
   gets the key (k + 1/2) / n_c, n_c being the class's size in the split; sorting by key gives the
   order (equal keys in random order).
 
-What stratified guarantees, exactly. Let a prefix of size m hold x_c examples of class c, and t be
-the largest key in it. Class c's x_c smallest keys are in and its next one is not below t, so
-d_c = x_c - n_c * t lies in [-1/2, 1/2] for every class. The x_c add up to m, so
-m = N * t + sum_j d_j (N = split size, K classes) and, against the class's exact share of the prefix,
-
-    x_c - m * n_c / N = d_c * (1 - n_c / N) - (n_c / N) * sum_{j != c} d_j,
-    |x_c - m * n_c / N| <= (1 + (K - 2) * n_c / N) / 2   examples,
-
-and the bound is attained. That is at most 1/2 with two classes and, for K >= 3, at most one
-example whenever no class holds more than 1/(K - 2) of the split (balanced classes: 1 - 1/K); on
-imbalanced labels the largest class can run up to about (K - 1)/2 examples off its share: class
-sizes 1, 3, 1, 17, seed 0, size 9 give counts 0, 1, 0, 8 for shares 0.41, 1.23, 0.41, 6.95. (The
-order is part of what a trial_id means, so it stays as it is; tests/engine/test_subsets.py checks
-the bound on random imbalanced label sets.)
+Stratified keeps every prefix within (1 + (K - 2) * n_c / N) / 2 examples of each class's exact
+share (at most one example for balanced classes); the derivation and an example where the bound is
+attained are in docs/datasets.md. The order is part of what a trial_id means, so it stays as it is.
 """
 
 from __future__ import annotations
@@ -31,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from sweep.engine.rng import numpy_stream
+
+SUBSET_MODES = ("random", "stratified")
 
 
 def resolve_train_size(train_size: int | float | None, population: int) -> int:
@@ -68,7 +59,7 @@ def subset_order(labels: np.ndarray, *, seed: int, mode: str = "random") -> np.n
         # Equal keys (classes of equal size) are broken at random, not by class index.
         tie_break = rng.random(n)
         return np.lexsort((tie_break, keys))
-    raise ValueError(f"unknown subset mode {mode!r}; allowed: random, stratified")
+    raise ValueError(f"unknown subset mode {mode!r}; allowed: {', '.join(SUBSET_MODES)}")
 
 
 def nested_subset(labels: np.ndarray, size: int, *, seed: int, mode: str = "random") -> np.ndarray:

@@ -6,13 +6,8 @@ padding, horizontal flip) and normalized there in a few tensor operations. All r
 epoch (order, crop offsets, flips) come from the trial's ``batches`` stream in one go at the start
 of the epoch, so the loop never waits on the host for randomness. Mixed precision (bf16 autocast)
 is used on CUDA only; on CPU the loop stays in float32 and the thread count is the trial's.
-
-Measured on the 2-core x86-64 CPU (AVX-512, no bf16 units; shared with other jobs), blog_cnn,
-batch 128, 1 thread, medians of 4 interleaved rounds (BENCHMARKS.md, "CPU levers"):
-channels_last 1.34x per training step (2 threads: 1.53x), fused Adam a further 1.08x; evaluation
-in channels_last with inference_mode at 128 images a batch 2.9x faster than NCHW at 1,000 a batch
-(5.2 vs 14.9 s per 10,000 images: large batches spill the 4 MiB L2), so the CPU evaluation batch
-is small and the CUDA one large.
+Channels-last layout, fused optimizers and a small CPU evaluation batch (large ones spill the L2
+cache) were each chosen by measurement: BENCHMARKS.md, "CPU levers".
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sweep.engine.models import Recipe
+from sweep.engine.recipes import Recipe
 
 EpochCallback = Callable[[int, int, float, float], None]  # (epoch, epochs, mean loss, seconds so far)
 

@@ -21,13 +21,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from sweep.engine.malloc_tuning import retain_freed_memory
-from sweep.engine.config import BATCHNORM_MODELS, CIFAR10_PAIRS, TrialConfig, batchnorm_message
+from sweep.engine.config import TrialConfig
 from sweep.engine.datasets import ImageDataset, load_dataset
-from sweep.engine.models import build_model, recipe_for
-from sweep.engine.noise import NoisyLabels, check_matrix, check_pairs, make_noisy_labels
+from sweep.engine.fit import check_fits
+from sweep.engine.malloc_tuning import retain_freed_memory
+from sweep.engine.models import build_model
+from sweep.engine.noise import NoisyLabels, make_noisy_labels
+from sweep.engine.recipes import recipe_for
 from sweep.engine.rng import torch_generator, torch_seed
-from sweep.engine.subsets import nested_subset, resolve_train_size
+from sweep.engine.subsets import nested_subset
 from sweep.engine.train import EpochCallback, normalize_stats, predict_probs, train_model
 
 
@@ -151,44 +153,18 @@ def device_images(dataset: ImageDataset, device: torch.device) -> tuple[torch.Te
 
 
 def prepare_labels(config: TrialConfig, dataset: ImageDataset) -> tuple[int, np.ndarray, NoisyLabels]:
-    """The trial's training subset and its noisy labels; raises ValueError for a config that does
-    not fit the dataset (size above the split, pairs naming unknown classes, a matrix not K x K,
-    a model that cannot take the image size, a BatchNorm model with batches of one example).
+    """The trial's training subset and its noisy labels: (train size, subset indices, labels).
 
-    Cheap (no training), so callers can validate a config against a dataset before starting work.
+    Raises ValueError for a config that does not fit the dataset (``sweep.engine.fit``).
     """
-    population = dataset.num_train
-    train_size = resolve_train_size(config.train_size, population)
-    check_model_fits(config, dataset, train_size)
-    subset = nested_subset(dataset.train_labels, train_size, seed=config.seed, mode=config.subset_mode)
-    pairs = matrix = None
-    if config.noise_mode == "pairs":
-        pairs = check_pairs(CIFAR10_PAIRS if config.noise_pairs is None else config.noise_pairs, dataset.classes)
-    elif config.noise_mode == "matrix" and config.noise_matrix is not None:
-        matrix = check_matrix(config.noise_matrix, dataset.num_classes)
+    fit = check_fits(config, dataset)
+    subset = nested_subset(dataset.train_labels, fit.train_size, seed=config.seed, mode=config.subset_mode)
     noisy = make_noisy_labels(
         dataset.train_labels[subset], config.noise_fraction, mode=config.noise_mode,
-        num_classes=dataset.num_classes, seed=config.seed, example_ids=subset, population=population,
-        pairs=pairs, matrix=matrix,
+        num_classes=dataset.num_classes, seed=config.seed, example_ids=subset, population=dataset.num_train,
+        param=fit.noise_param,
     )
-    return train_size, subset, noisy
-
-
-def check_model_fits(config: TrialConfig, dataset: ImageDataset, train_size: int) -> None:
-    """Raise ValueError when ``config.model`` cannot train on ``dataset`` with ``train_size`` examples.
-
-    The model is built on the meta device (no memory, no random draws), so its own checks of the
-    image size run without cost; a BatchNorm model needs at least 2 examples in every batch.
-    """
-    with torch.device("meta"):
-        build_model(config.model, dataset.image_shape, dataset.num_classes)
-    if config.model in BATCHNORM_MODELS:
-        batch = min(recipe_for(config).batch_size, train_size)
-        if batch < 2:
-            got = f"batch_size {batch}" if train_size >= 2 else (
-                f"train_size {config.train_size!r}, which selects {train_size} example of the "
-                f"{dataset.num_train}-example train split")
-            raise ValueError(batchnorm_message(config.model, got))
+    return fit.train_size, subset, noisy
 
 
 def run_trial(
@@ -209,7 +185,7 @@ def run_trial(
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
     if device.type == "cpu":
-        retain_freed_memory()  # once per process: activations reuse mapped pages (sweep/allocator.py)
+        retain_freed_memory()  # once per process: activations reuse mapped pages (sweep.engine.malloc_tuning)
     num_classes = dataset.num_classes
     population = dataset.num_train
 

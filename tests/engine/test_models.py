@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from sweep.engine.config import BATCHNORM_MODELS, TrialConfig
-from sweep.engine.models import MODELS, RECIPES, build_model, recipe_for
+from sweep.engine.config import TrialConfig
+from sweep.engine.recipes import BATCHNORM_MODELS, RECIPES, recipe_for
+from sweep.engine.models import MODELS, build_model
 
 
 @pytest.mark.parametrize("name", list(MODELS))

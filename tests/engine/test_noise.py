@@ -18,7 +18,7 @@ def labels():
 @pytest.mark.parametrize("fraction", [0.0, 0.05, 0.333, 0.5, 1.0])
 def test_exact_number_of_examples_picked(labels, mode, fraction):
     matrix = np.full((K, K), 1 / K) if mode == "matrix" else None
-    out = make_noisy_labels(labels, fraction, mode=mode, num_classes=K, seed=1, matrix=matrix)
+    out = make_noisy_labels(labels, fraction, mode=mode, num_classes=K, seed=1, param=matrix)
     assert out.picked.sum() == picked_count(fraction, len(labels)) == int(np.floor(fraction * 2000 + 0.5))
     # Only picked examples may change.
     assert np.array_equal(out.labels[~out.picked], labels[~out.picked])
@@ -69,7 +69,7 @@ def test_noise_draws_are_shared_across_training_sizes(labels):
 
 
 def test_pairs_flip_fraction_of_each_source_class_only(labels):
-    out = make_noisy_labels(labels, 0.3, mode="pairs", num_classes=K, seed=5, pairs=[(3, 5), (5, 3), (9, 1)])
+    out = make_noisy_labels(labels, 0.3, mode="pairs", num_classes=K, seed=5, param=[(3, 5), (5, 3), (9, 1)])
     for source, target in [(3, 5), (5, 3), (9, 1)]:
         members = labels == source
         assert out.picked[members].sum() == picked_count(0.3, members.sum())
@@ -83,7 +83,7 @@ def test_matrix_noise_follows_the_transition_rows(labels):
     matrix = np.eye(K)
     matrix[2] = 0
     matrix[2, 7] = 1.0  # class 2 always goes to 7 when picked
-    out = make_noisy_labels(labels, 1.0, mode="matrix", num_classes=K, seed=6, matrix=matrix)
+    out = make_noisy_labels(labels, 1.0, mode="matrix", num_classes=K, seed=6, param=matrix)
     assert np.all(out.labels[labels == 2] == 7)
     assert np.array_equal(out.labels[labels != 2], labels[labels != 2])
 

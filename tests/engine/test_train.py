@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sweep.engine.models import RECIPES
+from sweep.engine.recipes import RECIPES
 from sweep.engine.train import augment_batch, crop_padding, lr_factor, normalize_stats
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from ray.cluster_utils import Cluster
 
 sys.path.insert(0, str(Path(__file__).parent))
-import sweep_entry  # noqa: E402
+from sweep.cli import main as sweep_main  # noqa: E402
 
 
 def committed_nodes(out: Path) -> set[str]:
@@ -51,7 +51,7 @@ def main(spec: str, out: str, report_path: str) -> int:
 
     remover = threading.Thread(target=remove_second_worker_once_both_committed, daemon=True)
     remover.start()
-    report["code"] = sweep_entry.main(["run", spec, "--out", out, "--address", cluster.address])
+    report["code"] = sweep_main(["run", spec, "--out", out, "--address", cluster.address])
     remover.join(timeout=1)
     Path(report_path).write_text(json.dumps(report))
     cluster.shutdown()

@@ -19,12 +19,9 @@ REPO = HERE.parent.parent
 
 def sweep_main(argv: list[str]) -> int:
     """The real `sweep` command line, in this process."""
-    sys.path.insert(0, str(HERE))
-    try:
-        import sweep_entry
-    finally:
-        sys.path.remove(str(HERE))
-    return sweep_entry.main([str(a) for a in argv])
+    from sweep.cli import main
+
+    return main([str(a) for a in argv])
 
 
 def sweep_command() -> list[str]:

@@ -14,7 +14,8 @@ import pytest
 from sweeptest import make_result, sweep_main
 
 from sweep.distributed.store import open_output, write_failed, write_trial
-from sweep.distributed.lock import OutputLock, record_experiment
+from sweep.distributed.experiment_record import record_experiment
+from sweep.distributed.lock import OutputLock
 from sweep.distributed.spec import load_preset, load_spec
 
 

@@ -27,9 +27,10 @@ from sweeptest import make_result, sweep_command, sweep_main
 
 from sweep.distributed.store import (
     OutputNotWritableError, check_writable, open_output, remove_uncommitted, scan_done,
-    simulated_write_failures, write_bytes_atomic, write_trial,
+    write_bytes_atomic, write_trial,
 )
-from sweep.distributed.lock import record_experiment
+from sweep.distributed.experiment_record import record_experiment
+from sweep.distributed.fault_hooks import failing_writes
 from sweep.distributed.spec import load_spec
 
 NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -47,7 +48,7 @@ def hidden_files(out: Path) -> list[Path]:
 # ---- without Ray: the pieces --------------------------------------------------------------------
 def test_a_write_that_fails_half_way_leaves_no_file_and_no_temp(tmp_path):
     out = open_output(str(tmp_path / "out"))
-    with simulated_write_failures(("trials/*",)):
+    with failing_writes({"SWEEP_FAIL_WRITES": "trials/*"}, attempt=1):
         with pytest.raises(OSError, match="No space left on device"):
             write_bytes_atomic(out, "trials/abc.parquet", b"x" * 1000)
     assert list((tmp_path / "out" / "trials").iterdir()) == []  # neither the file nor its temp
@@ -59,7 +60,7 @@ def test_a_write_that_fails_half_way_leaves_no_file_and_no_temp(tmp_path):
 def test_a_trial_whose_commit_fails_leaves_nothing_visible(tmp_path, failing):
     out = open_output(str(tmp_path / "out"))
     result = make_result(keep_probs=True)
-    with simulated_write_failures((failing,)), pytest.raises(OSError, match="No space left"):
+    with failing_writes({"SWEEP_FAIL_WRITES": failing}, attempt=1), pytest.raises(OSError, match="No space left"):
         write_trial(out, result, "exp", started_at=NOW)
     assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []  # no result, no temp
     assert scan_done(out).done == frozenset()

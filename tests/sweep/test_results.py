@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -19,7 +20,8 @@ from sweep.distributed.store import (
     CONFUSION_SCHEMA, PROBS_SCHEMA, TRIALS_SCHEMA, open_output, quarantine, read_failed,
     remove_stale_temp_files, remove_uncommitted, scan_done, write_failed, write_trial,
 )
-from sweep.distributed.lock import OutputLock, OutputLockedError, check_experiment, record_experiment, stored_spec
+from sweep.distributed.experiment_record import check_experiment, record_experiment, stored_spec
+from sweep.distributed.lock import OutputLock, OutputLockedError
 from sweep.distributed.spec import load_preset
 
 CONTRACT_KEYS = ["experiment", "trial_id", "dataset", "model", "noise_mode", "noise_fraction",
@@ -143,8 +145,20 @@ def test_experiment_guard_allows_growing_axes_refuses_another_experiment(tmp_pat
                                          r"'cifar10' here; .*name: 'quick' there, 'blog' here"):
         check_experiment(out, load_preset("blog"))
     with pytest.raises(ValueError, match="epochs: 8 there, 3 here"):
-        check_experiment(out, quick.__class__(**{**quick.__dict__, "epochs": 3}))
+        check_experiment(out, replace(quick, base=quick.base.replace(epochs=3)))
     assert (tmp_path / "experiment.json").read_bytes() == before
+
+
+def test_a_record_written_before_the_spec_was_built_on_the_trial_config_still_matches(tmp_path):
+    # Records from before kept data_dir in the identity; where torchvision's files live names no
+    # experiment, and such a folder must stay extendable.
+    out = open_output(str(tmp_path))
+    quick = load_preset("quick")
+    legacy = {**quick.identity(), "data_dir": None}
+    (tmp_path / "experiment.json").write_text(json.dumps({"identity": legacy, "spec": quick.to_dict()}))
+    check_experiment(out, quick.with_overrides(seeds=5))
+    with pytest.raises(ValueError, match="epochs: 8 there, 3 here"):
+        check_experiment(out, replace(quick, base=quick.base.replace(epochs=3)))
 
 
 def test_results_without_an_experiment_record_are_not_mixed_into(tmp_path):

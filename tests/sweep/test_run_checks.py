@@ -18,9 +18,9 @@ from datetime import datetime, timezone
 import pytest
 from sweeptest import make_result, sweep_main
 
-from sweep.distributed import driver
+from sweep.distributed import ray_connect, tune_layer
 from sweep.distributed.store import open_output, write_trial
-from sweep.distributed.lock import check_sizes_against_out, record_experiment
+from sweep.distributed.experiment_record import check_sizes_against_out, record_experiment
 from sweep.distributed.spec import load_spec
 
 DIGITS_TRAIN = 1346  # examples in digits' train split: 0.4 of it is 538
@@ -143,7 +143,7 @@ def test_an_address_that_does_not_answer_is_one_line_within_the_bound_with_out_u
     # then ray.init retried for minutes. `auto` reads RAY_ADDRESS, as Ray does.
     out = finished_out(tmp_path, spec_file(tmp_path))
     before = snapshot(out)
-    monkeypatch.setattr(driver, "RAY_CONNECT_TIMEOUT_S", 8.0)
+    monkeypatch.setattr(ray_connect, "RAY_CONNECT_TIMEOUT_S", 8.0)
     if how == "auto":
         monkeypatch.setenv("RAY_ADDRESS", silent_service)
     started = time.monotonic()
@@ -155,18 +155,18 @@ def test_an_address_that_does_not_answer_is_one_line_within_the_bound_with_out_u
     assert error_line(capfd) == (f"sweep run: error: no Ray cluster answered at {target!r} within 8 s; check "
                                  "--address / RAY_ADDRESS (a Ray head's GCS port, 6379 by default) and that the "
                                  "cluster is up")
-    assert took < 20
+    assert took < 48  # the 8 s deadline plus start-up, with room for a machine 3x slower; before: minutes
     assert snapshot(out) == before
 
 
 def test_a_probe_that_fails_says_why_in_one_line(monkeypatch):
     # `auto` where no cluster can be found fails fast in Ray itself; stand in for it with a probe
     # that fails as the real one reports it (Ray's own log lines go to stderr).
-    monkeypatch.setattr(driver, "_PROBE", "import sys\nprint('[W rpc_client.h] retrying', file=sys.stderr)\n"
+    monkeypatch.setattr(ray_connect, "_PROBE", "import sys\nprint('[W rpc_client.h] retrying', file=sys.stderr)\n"
                                              "print('ConnectionError: Could not find any running Ray instance.')\n"
                                              "sys.exit(1)\n")
     with pytest.raises(ValueError) as info:
-        driver.probe_ray("auto", timeout_s=30)
+        ray_connect.probe_ray("auto", timeout_s=30)
     assert str(info.value) == ("cannot connect to Ray at 'auto' (ConnectionError: Could not find any running Ray "
                                "instance.); check --address / RAY_ADDRESS and that the cluster is up")
 
@@ -197,22 +197,22 @@ def test_a_cuda_spec_on_a_ray_without_gpus_is_refused_with_out_untouched(ray_ses
 
 @pytest.mark.ray
 def test_cpus_capped_to_the_machine_reach_the_trials_threads(ray_session, tmp_path, monkeypatch, capfd):
-    from sweep.distributed import tune_layer
+    from sweep.distributed import driver
 
     handed = []
 
     def fake_run_tune(spec, out, todo, *, skipped, verbose=False, progress=True):
-        handed.extend(todo)
+        handed.append(tune_layer.param_space(spec, todo, out=out)["base"]["num_threads"])  # what trials get
         return tune_layer.SweepOutcome(total=spec.num_trials, skipped=skipped, ran=len(todo),
                                         succeeded=len(todo))
 
-    monkeypatch.setattr(tune_layer, "run_tune", fake_run_tune)
+    monkeypatch.setattr(driver, "run_tune", fake_run_tune)
     cpus = int(ray_session.cluster_resources()["CPU"])
     spec_path = spec_file(tmp_path, cpus=cpus + 2)
     assert sweep_main(["run", spec_path, "--out", tmp_path / "out"]) == 0
     assert f"{cpus + 2} CPUs per trial capped at the {cpus} available" in capfd.readouterr().err
     # Before: the trials were built before the cap and kept num_threads = cpus + 2.
-    assert [c.num_threads for c in handed] == [cpus]
+    assert handed == [cpus]
     stored = json.loads((tmp_path / "out" / "experiment.json").read_text())["spec"]
     assert stored["resources"]["cpus"] == cpus + 2  # OUT records what was asked for
 

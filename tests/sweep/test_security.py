@@ -18,14 +18,13 @@ import pytest
 from sweeptest import REPO
 
 from sweep.distributed.store import open_output, read_failed, scan_done
-from sweep.distributed.lock import check_experiment, stored_spec
+from sweep.distributed.experiment_record import check_experiment, stored_spec
 from sweep.distributed.spec import load_preset, load_spec
-from sweep.distributed.driver import DASHBOARD_HOST, ray_init_kwargs
+from sweep.distributed.ray_connect import DASHBOARD_HOST, ray_init_kwargs
 
 # Modules that read spec files, results folders or their records: none may deserialize with pickle.
-READERS = ["sweep/spec.py", "sweep/results.py", "sweep/results_guard.py", "sweep/driver.py",
-           "sweep/tune_layer.py", "sweep/progress.py", *sorted(str(p.relative_to(REPO))
-                                                                  for p in (REPO / "analysis").glob("*.py"))]
+READERS = sorted(str(p.relative_to(REPO)) for folder in ("sweep/distributed", "analysis")
+                 for p in (REPO / folder).glob("*.py")) + ["sweep/cli.py", "sweep/contract.py"]
 UNPICKLERS = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 
 
@@ -70,10 +69,11 @@ def test_a_yaml_spec_with_python_tags_is_rejected_not_executed(tmp_path, payload
 
 
 def test_spec_files_are_parsed_with_safe_loaders_only():
-    tree = ast.parse((REPO / "sweep/spec.py").read_text())
+    tree = ast.parse((REPO / "sweep/distributed/spec.py").read_text())
     yaml_calls = {call_name(c) for c in calls(tree) if call_name(c).startswith("yaml.")}
     assert yaml_calls == {"yaml.safe_load"}
-    for path in ["sweep/spec.py", "sweep/results_guard.py", "sweep/driver.py"]:
+    for path in ["sweep/distributed/spec.py", "sweep/distributed/experiment_record.py", "sweep/distributed/driver.py",
+                 "sweep/cli.py"]:
         source = (REPO / path).read_text()
         assert not re.search(r"yaml\.(load|unsafe_load|full_load|load_all)\(|Loader=|\beval\(|\bexec\(", source), path
 
@@ -223,7 +223,7 @@ def test_connect_ray_uses_exactly_these_kwargs(monkeypatch):
     monkeypatch.setattr(ray, "init", lambda **kwargs: seen.update(kwargs))
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "restored after the test")
     monkeypatch.delenv("RAY_USAGE_STATS_ENABLED")
-    from sweep.distributed.driver import connect_ray
+    from sweep.distributed.ray_connect import connect_ray
 
     assert connect_ray(None, verbose=False, dashboard=False, num_cpus=3) is True
     assert seen == ray_init_kwargs(None, verbose=False, dashboard=False, num_cpus=3)

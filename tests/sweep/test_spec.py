@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sweep.distributed.spec import PRESETS, ExperimentSpec, load_preset, load_spec, spec_from_dict
+from sweep.engine.config import TrialConfig
 
 
 def test_smoke_spec_expands_to_the_cross_grid_in_order(write_spec, smoke_spec_text):
@@ -64,8 +65,11 @@ def test_overrides_replace_dataset_and_seeds():
 def test_identity_ignores_axes_and_resources_but_not_recipe():
     spec = load_preset("quick")
     assert spec.with_overrides(seeds=10).identity() == spec.identity()
-    assert ExperimentSpec(name="quick", dataset="digits", noise_mode="shuffle", epochs=9,
-                          device="cpu").identity() != spec.identity()
+    assert replace(spec, cpus=2.0, gpus=0.5, retries=0).identity() == spec.identity()
+    assert replace(spec, base=spec.base.replace(epochs=9)).identity() != spec.identity()
+    # The identity is the trials' identity without the axes: it cannot drift from the trial ids.
+    assert spec.identity() == {"name": "quick", **{k: v for k, v in spec.trials()[0].identity().items()
+                                                   if k not in ("model", "noise_fraction", "train_size", "seed")}}
 
 
 @pytest.mark.parametrize("text, match", [
@@ -92,11 +96,11 @@ def test_identity_ignores_axes_and_resources_but_not_recipe():
     ('name = "a"\nseeds = [1, 1]\n', r"seeds has a duplicate value 1"),
     ('name = "a"\nmodels = ["vgg"]\n', r"models: unknown model 'vgg'; allowed: blog_cnn, fast_cnn, resnet18"),
     ('name = "a"\nmodels = "blog_cnn"\n', r"models must be a list, got 'blog_cnn'"),
-    ('name = "a"\nnoise_mode = "gauss"\n', r"noise_mode must be one of shuffle, symmetric, pairs, matrix"),
+    ('name = "a"\nnoise_mode = "gauss"\n', r"unknown noise mode 'gauss'; allowed: shuffle, symmetric, pairs, matrix"),
     ('name = "a"\nretries = -1\n', r"retries must be an integer in \[0, 100\], got -1"),
     ('name = "a"\n[resources]\ngpus = 1.5\n', r"resources\.gpus must be 0, a fraction .* got 1\.5"),
     ('name = "a"\n[resources]\ncpus = 0\n', r"resources\.cpus must be a number in \(0, 1024\], got 0"),
-    ('name = "a"\n[resources]\ndevice = "tpu"\n', r"device must be one of auto, cpu, cuda, got 'tpu'"),
+    ('name = "a"\n[resources]\ndevice = "tpu"\n', r"unknown device 'tpu'; allowed: auto, cpu, cuda"),
     ('name = "a"\n[training]\nepochs = 0\n', r"epochs must be an integer >= 1, got 0"),
     ('name = "a"\n[training]\nlr = -1.0\n', r"lr must be a number > 0, got -1\.0"),
     ('name = "a"\ntraining = 3\n', r"\[training\] must be a table, got 3"),
@@ -133,7 +137,7 @@ def test_missing_file_wrong_suffix_and_unknown_preset(tmp_path, write_spec):
 def test_an_invalid_grid_point_fails_at_spec_time_not_on_a_worker():
     # noise_mode "matrix" needs a matrix: TrialConfig's own check runs for the whole grid now.
     with pytest.raises(ValueError, match="noise_mode 'matrix' needs noise_matrix"):
-        ExperimentSpec(name="a", noise_mode="matrix", noise_fractions=(0.2,))
+        ExperimentSpec(name="a", base=TrialConfig(noise_mode="matrix"), noise_fractions=(0.2,))
 
 
 def test_noise_matrix_in_a_spec_reaches_every_trial_and_the_experiment_identity():
@@ -151,10 +155,10 @@ noise_matrix = {matrix}
 seeds = 2
 """
     spec = spec_from_dict(tomllib.loads(text))
-    assert spec.noise_matrix == tuple(tuple(row) for row in matrix)
-    assert all(t.noise_matrix == spec.noise_matrix for t in spec.trials())
+    assert spec.base.noise_matrix == tuple(tuple(row) for row in matrix)
+    assert all(t.noise_matrix == spec.base.noise_matrix for t in spec.trials())
     assert spec_from_dict(spec.to_dict()) == spec
-    other = replace(spec, noise_matrix=tuple(tuple(row) for row in np.eye(k).tolist()))
+    other = replace(spec, base=spec.base.replace(noise_matrix=tuple(tuple(row) for row in np.eye(k).tolist())))
     assert other.identity() != spec.identity()  # a different matrix is a different experiment
     assert {t.trial_id for t in other.trials()}.isdisjoint(t.trial_id for t in spec.trials())
 
@@ -184,6 +188,7 @@ def test_a_spec_is_validated_without_building_its_grid():
         load_preset("quick").with_overrides(seeds=100_001)
     # Still every cell: a bad value anywhere in an axis, or a bad combination of two, is found.
     with pytest.raises(ValueError, match="noise_mode 'matrix' needs noise_matrix"):
-        ExperimentSpec(name="a", noise_mode="matrix", noise_fractions=(0.0, 0.0001), seeds=tuple(range(5)))
+        ExperimentSpec(name="a", base=TrialConfig(noise_mode="matrix"), noise_fractions=(0.0, 0.0001),
+                       seeds=tuple(range(5)))
     with pytest.raises(ValueError, match="fast_cnn has BatchNorm layers"):
         ExperimentSpec(name="a", models=("blog_cnn", "fast_cnn"), train_sizes=(100, 1))

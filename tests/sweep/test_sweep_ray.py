@@ -17,7 +17,6 @@ from sweeptest import sweep_main
 
 from sweep.distributed.store import CONFUSION_SCHEMA, TRIALS_SCHEMA
 from sweep.distributed.spec import load_spec
-from sweep.distributed.tune_layer import trial_key
 
 pytestmark = pytest.mark.ray
 
@@ -87,7 +86,7 @@ def test_always_failing_trial_is_reported_and_only_it_is_retried_later(smoke_run
     assert sweep_main(["run", smoke_run["spec"], "--out", out, "--seeds", "1"]) == 1
     err = capfd.readouterr().err
     assert "1 trial(s) failed after 1 retries:" in err
-    assert f"{bad.trial_id}  {trial_key(bad)}: RuntimeError: injected failure" in err
+    assert f"{bad.trial_id}  {bad.key}: RuntimeError: injected failure" in err
     trials = pd.read_parquet(out / "trials")
     assert len(trials) == 3 and bad.trial_id not in set(trials.trial_id)
     record = json.loads((out / "failed" / f"{bad.trial_id}.json").read_text())

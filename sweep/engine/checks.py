@@ -1,0 +1,25 @@
+"""Value checks shared by every boundary that validates input: the trial config, the spec, the CLI.
+
+One definition each, so "a number" means the same everywhere: booleans are not numbers (TOML and
+JSON ``true`` would otherwise pass as 1), and NaN is not a number (it passes no range check).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def is_int(value: Any) -> bool:
+    """An integer that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """An int or a float that is not a bool and not NaN (infinities pass: ranges decide)."""
+    return is_int(value) or (isinstance(value, float) and not math.isnan(value))
+
+
+def is_finite(value: Any) -> bool:
+    """An int, or a float that is neither NaN nor infinite."""
+    return is_int(value) or (isinstance(value, float) and math.isfinite(value))

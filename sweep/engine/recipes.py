@@ -1,0 +1,71 @@
+"""The models' names, the inputs they accept, and their default training recipes: no torch here.
+
+The model builders live in ``sweep.engine.models`` (PyTorch); everything a config or a fit check
+needs to know about a model without building it lives here, so that validating a trial or a whole
+grid never imports torch. ``RECIPES`` is the registry: its keys are the model names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sweep.engine.config import TrialConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is trained by default. A TrialConfig's epochs/batch_size/lr/weight_decay override it."""
+
+    optimizer: str  # "adam" | "sgd"
+    lr: float  # peak learning rate, for the batch size below
+    batch_size: int  # examples per optimizer step
+    epochs: int  # passes over the training subset
+    weight_decay: float = 0.0  # L2 coefficient (plain torch.optim semantics)
+    momentum: float = 0.9  # SGD only
+    nesterov: bool = False  # SGD only
+    schedule: str = "constant"  # "constant" | "triangle" (linear warm-up then linear decay to 0) | "cosine"
+    warmup: float = 0.0  # share of all steps spent warming up, for "triangle"
+    label_smoothing: float = 0.0  # cross-entropy label smoothing, in [0, 1)
+    tta: bool = False  # average predictions over the image and its mirror at test time
+    batchnorm: bool = False  # has BatchNorm layers: a training batch needs at least 2 examples
+
+
+RECIPES: dict[str, Recipe] = {
+    # Adam at its textbook learning rate, as a small Keras-style reference CNN is usually trained.
+    "blog_cnn": Recipe(optimizer="adam", lr=1e-3, batch_size=128, epochs=15),
+    # Short, aggressive schedule; batch and rate chosen by measurement (BENCHMARKS.md, recipe probe).
+    "fast_cnn": Recipe(
+        optimizer="sgd", lr=0.4, batch_size=1024, epochs=10, weight_decay=5e-4, momentum=0.9,
+        nesterov=True, schedule="triangle", warmup=0.2, label_smoothing=0.2, tta=True, batchnorm=True,
+    ),
+    # The usual CIFAR ResNet-18 recipe, shortened.
+    "resnet18": Recipe(
+        optimizer="sgd", lr=0.1, batch_size=128, epochs=30, weight_decay=5e-4, momentum=0.9,
+        nesterov=True, schedule="cosine", batchnorm=True,
+    ),
+}
+MODEL_NAMES = tuple(RECIPES)
+BATCHNORM_MODELS = tuple(name for name, recipe in RECIPES.items() if recipe.batchnorm)
+
+
+def check_image_size(model: str, height: int, width: int) -> None:
+    """Raise ValueError when ``model`` cannot take images of ``height`` x ``width`` pixels."""
+    if model == "blog_cnn" and (height % 4 or width % 4):
+        raise ValueError(f"blog_cnn needs image sides divisible by 4 (two 2x2 max-pools), got {height}x{width}")
+    if model == "fast_cnn" and min(height, width) < 8:
+        raise ValueError(f"fast_cnn needs images of at least 8x8 (three 2x2 max-pools), got {height}x{width}")
+
+
+def batchnorm_message(model: str, got: str) -> str:
+    """The error for a BatchNorm model whose training batches would hold one example."""
+    return (f"{model} has BatchNorm layers and needs at least 2 examples per batch; got {got} "
+            "(allowed: >= 2, or model blog_cnn, which has no BatchNorm)")
+
+
+def recipe_for(config: "TrialConfig") -> Recipe:
+    """The model's default recipe with the config's overrides applied."""
+    overrides = {name: getattr(config, name) for name in ("epochs", "batch_size", "lr", "weight_decay")
+                 if getattr(config, name) is not None}
+    return replace(RECIPES[config.model], **overrides)
