@@ -236,7 +236,7 @@ def _curves_and_rankings(page: _Page, df, grid, n_boot: int) -> None:
                 n = int(part["n_seeds"].max())  # a class without test examples counts 0 seeds
                 fig = figures.class_curves_figure(part, breaks, factor,
                                                   f"{model}: recall against {word}, mean and 95 % CI over {n} seeds; "
-                                                  "dashed = significant breakpoint (p < 0.05) with its CI")
+                                                  "dashed = significant breakpoint (Holm p < 0.05) with its CI")
                 page.figure(fig, f"curves_{factor}_{model}", f"Recall against {word}, {model}.")
             page.table(curves, f"curves_{factor}", f"Per-class recall against {word}.", rows=0)
 
@@ -261,15 +261,11 @@ def _curves_and_rankings(page: _Page, df, grid, n_boot: int) -> None:
         _try(page, f"ranking against {word}", ranking_section)
         if "breaks" in state:
             page.h(3, f"Breakpoints against {word}")
-            seeds = int(state["breaks"]["n_seeds"].min())
-            if 2 <= seeds < 6:
-                page.remark(f"with {seeds} seeds the break test's smallest possible p-value is "
-                            f"1/2^{seeds - 1} = {0.5 ** (seeds - 1):.3g}, so no bend can reach p < 0.05; "
-                            "6 seeds or more can")
             page.table(state["breaks"], f"breakpoints_{factor}",
-                       "Line vs one-breakpoint fit per class; p_value: exact sign-flip test over seeds of whether "
-                       "the bend is real; breakpoint CI by expanded percentile bootstrap over seeds "
-                       f"(from {MIN_BOOT_SEEDS} seeds).")
+                       "Line vs one-breakpoint fit per class; p_value: lack-of-fit test of the line against the "
+                       "bend, calibrated on simulated straight lines with the seeds' own scatter; p_holm: Holm over "
+                       "the classes; p_signflip: the exact sign-flip test (never below 1/2^(seeds-1)); breakpoint "
+                       f"CI by expanded percentile bootstrap over seeds (from {MIN_BOOT_SEEDS} seeds).")
     if len(grid.models) > 1:
         page.h(2, "Does the ranking depend on the model?")
         for factor in ("noise", "size"):
