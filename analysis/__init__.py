@@ -12,6 +12,7 @@ Seeds pair across cells (common random numbers), so every comparison is a per-se
 
 from .confusion import directional_confusions, directional_trends, mean_confusion, relative_confusion
 from .curves import breakpoints, class_curves
+from .findings import findings
 from .load import load_results
 from .ranking import class_table, model_comparison, sensitivity_ranking
 from .synthetic import SyntheticSpec, synthetic_results, write_synthetic_results
@@ -28,6 +29,6 @@ def write_report(results_path, *, to=None, **options):
 __all__ = [
     "load_results", "mean_confusion", "relative_confusion", "directional_confusions", "directional_trends",
     "sensitivity_ranking", "model_comparison", "class_table", "class_curves", "breakpoints",
-    "noise_vs_reduction", "exchange_rate", "write_report",
+    "noise_vs_reduction", "exchange_rate", "findings", "write_report",
     "SyntheticSpec", "synthetic_results", "write_synthetic_results",
 ]

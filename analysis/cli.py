@@ -12,10 +12,12 @@ import warnings
 
 DESCRIPTION = """\
 Turn a sweep's results folder into a report: PNG figures, CSV tables and one self-contained
-HTML page (OUT/report/index.html by default; it opens offline). It shows confusion heatmaps,
+HTML page (OUT/report/index.html by default; it opens offline). It opens with the findings in
+sentences (also in findings.json, and printed at the end), each with its interval and whether the
+seeds settle it. It then shows sensitivity rankings, confusion heatmaps,
 change against the clean full-size baseline, per-class recall curves against noise and size with
-breakpoints, sensitivity rankings with confidence intervals, directional confusions, noise against less
-data and the iso-accuracy exchange rate. Sections the grid cannot support are replaced by a note.
+breakpoints, directional confusions, noise against less data and the iso-accuracy exchange rate.
+Sections the grid cannot support are replaced by a note.
 """
 
 
@@ -48,8 +50,24 @@ def run_report(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, OSError) as error:  # OSError: OUT unreadable, --to not a folder, ...
         print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    print_findings(index.parent / "findings.json")
     print(f"report: open {index}")
     return 0
+
+
+def print_findings(path) -> None:
+    """The findings' sentences, settled ones marked, one per line (nothing if there is no findings.json)."""
+    import json
+    from pathlib import Path
+
+    if not Path(path).exists():
+        return
+    rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    settled = sum(bool(r["settled"]) for r in rows)
+    print(f"report: {len(rows)} findings, {settled} settled:")
+    for r in rows:
+        mark = "+" if r["settled"] else "?" if not r["missing"] else "-"
+        print(f"  {mark} {r['sentence']}")
 
 
 class OneLineParser(argparse.ArgumentParser):

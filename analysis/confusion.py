@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .grid import Grid, check_frame, check_level, check_options, class_dtype, per_model, seed_mean, to_grid
+from .grid import Grid, check_frame, check_level, check_options, class_dtype, holm, per_model, seed_mean, to_grid
 
 
 def _cell_rows(grid: Grid, m: int, ii: np.ndarray, jj: np.ndarray, pairs: int) -> pd.DataFrame:
@@ -142,19 +142,6 @@ def relative_confusion(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     return _finish(pd.concat(per_model(grid, one, "relative_confusion"), ignore_index=True), grid)
 
 
-def _holm(p: np.ndarray) -> np.ndarray:
-    """Holm-adjusted p-values (family = the given array), NaN kept."""
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    q = p[ok]
-    order = np.argsort(q)
-    adjusted = np.maximum.accumulate(np.minimum(1.0, (len(q) - np.arange(len(q))) * q[order]))
-    result = np.empty_like(q)
-    result[order] = adjusted
-    out[ok] = result
-    return out
-
-
 def _pair_stats(rates: np.ndarray, confidence: float) -> dict[str, np.ndarray]:
     """rates (S, K, K) -> per ordered pair (a, b), a != b, flattened row-major."""
     K = rates.shape[-1]
@@ -165,12 +152,12 @@ def _pair_stats(rates: np.ndarray, confidence: float) -> dict[str, np.ndarray]:
     mean_ba = seed_mean(ba, axis=0)["mean"]
     # Each unordered pair is one test; its two ordered rows share the Holm-adjusted p.
     upper = a < b
-    holm = np.empty(a.size)
-    holm_upper = _holm(d["p"][upper])
+    adjusted = np.empty(a.size)
+    holm_upper = holm(d["p"][upper])
     lookup = {(x, y): h for x, y, h in zip(a[upper], b[upper], holm_upper)}
-    holm[:] = [lookup[(min(x, y), max(x, y))] for x, y in zip(a, b)]
+    adjusted[:] = [lookup[(min(x, y), max(x, y))] for x, y in zip(a, b)]
     return {"a": a, "b": b, "rate_ab": mean_ab, "rate_ba": mean_ba, "asymmetry": d["mean"], "se": d["se"],
-            "ci_low": d["ci_low"], "ci_high": d["ci_high"], "p_value": d["p"], "p_holm": holm, "n": d["n"]}
+            "ci_low": d["ci_low"], "ci_high": d["ci_high"], "p_value": d["p"], "p_holm": adjusted, "n": d["n"]}
 
 
 def _cell_index(grid: Grid, m: int, noise_fraction: float, train_fraction: float | None) -> tuple[int, int]:

@@ -6,19 +6,27 @@ the second and the second-to-last level (so each side has two levels); and, for 
 ``a + b * x**-e`` (the usual learning-curve shape). The breakpoint's CI is an expanded percentile
 bootstrap over seeds (refit on every resample; 5 seeds or more, see ``grid.MIN_BOOT_SEEDS``).
 
-The break is tested with ``D = RSS_line - RSS_hinge`` (the squared residual the bend explains
-beyond a line) in an exact sign-flip (randomization) test over seeds. D only depends on the curve
-through its residual from the best line, ``R y`` (both fits contain every line), and the
-seed-mean curve's residual is the mean of the seeds' own residuals ``r_s = R y_s``. If the true
-curve is a line, every ``r_s`` is seed noise with mean zero; if that noise is symmetric, flipping
-the sign of any seed's ``r_s`` leaves the joint distribution unchanged, whatever the noise's
-correlation across levels or its spread per level. The p-value is the share of the 2^(S-1) sign
-patterns (D(-y) = D(y)) whose mean residual has D at least the observed one, enumerated exactly
-up to ``n_boot`` patterns and drawn at random beyond. (A scale-free ratio such as D / RSS_hinge
-would be useless here: flipping some seeds shrinks a real bend but keeps its shape.) It is exact for any number of seeds, and its smallest value is 1 / 2^(S-1): 0.25 at 3
-seeds, 0.0625 at 5, 0.031 at 6, 0.002 at 10. A bootstrap of the seeds, tried first, called about
-a fifth of straight lines bent at 3 seeds (its null has only 10 distinct values there). An F table
-would be wrong too: c is estimated, so the hinge is not a fixed nested model (Davies' problem).
+The break is tested with ``D = RSS_line - RSS_hinge``, the squared residual the bend explains beyond
+a line. D depends on the curve only through its residual from the best line, ``R y`` (both fits
+contain every line), and the seed-mean curve's residual is the mean of the seeds' own residuals
+``r_s = R y_s``. The seeds at each level are replicates, so their scatter around that mean is pure
+error: ``s2 = sum_s |r_s - mean r|^2 / ((S - 1)(L - 2))`` estimates the seed-to-seed variance per
+level (the projection also removes each seed's own offset and tilt, which common random numbers
+make large and which cannot look like a bend). The test is a lack-of-fit test of the line against
+the hinge, ``T = S * D / s2``, calibrated by simulating straight lines: under a line with Gaussian
+noise of equal variance at every level, ``T`` is distributed as ``max_c D(z) / (V / nu)`` with z
+standard normal over the L levels, V chi-square with ``nu = (S - 1)(L - 2)`` degrees of freedom and
+independent of z, whatever the variance (it cancels). The p-value ``P(T >= t)`` is computed as the
+mean over ``4 * n_boot`` draws of z of ``chi2.cdf(nu * D(z) / t, nu)`` (V integrated exactly), so it
+is smooth and has no floor. Searching c inside D(z) is what makes the null right: an F table would
+be wrong, because c is estimated (Davies' problem). Within a model the K classes' p-values are
+Holm-adjusted (``p_holm``): the family-wise chance of calling any straight class bent is <= 5 %.
+Measured by ``bench/bend_test_power.py`` (docs/analysis.md): the false-bend rate and the power.
+
+The exact sign-flip test used before is kept as ``p_signflip``: flipping the sign of any seed's
+residual leaves a straight curve's distribution unchanged given symmetric noise, whatever its
+correlation across levels, so it needs no normality; but its smallest value is 1 / 2^(S-1)
+(0.25 at 3 seeds, 0.0625 at 5), so below 6 seeds it can never call a bend.
 """
 
 from __future__ import annotations
@@ -28,11 +36,14 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from scipy import stats
+
 from .grid import (MIN_BOOT_SEEDS, Grid, bootstrap_indices, check_factor, check_frame, check_options, class_dtype,
-                   expanded_percentile, format_levels, per_model, seed_mean, to_grid)
+                   expanded_percentile, format_levels, holm, per_model, seed_mean, to_grid)
 
 N_BREAKS = 41  # candidate breakpoints between the 2nd and 2nd-to-last level (plus the levels)
 EXPONENTS = np.geomspace(0.05, 3.0, 40)  # candidate power-law exponents for size
+NULL_DRAWS_PER_BOOT = 4  # straight-line draws of the lack-of-fit test per n_boot
 
 
 def _pairs(grid: Grid, cells) -> np.ndarray:
@@ -162,6 +173,34 @@ def _sign_patterns(n_seeds: int, n_boot: int, rng: np.random.Generator) -> np.nd
     return np.concatenate([np.ones((1, n_seeds)), random])
 
 
+def _explained_by_bend(line_r: np.ndarray, hinge_r: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """D = RSS_line - min_c RSS_hinge for curves y (..., L)."""
+    return _rss(line_r, y)[..., 0] - _rss(hinge_r, y).min(axis=-1)
+
+
+def lack_of_fit_p(resid: np.ndarray, line_r: np.ndarray, hinge_r: np.ndarray, n_draws: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """P-value of line against hinge from the seeds' residuals from a line, resid (S, P, L).
+
+    See the module docstring: T = S * D(mean residual) / s2 against simulated straight lines.
+    NaN below 2 seeds; 0 when the seeds agree exactly and the mean bends; 1 for an exactly straight mean.
+    """
+    S, P, L = resid.shape
+    if S < 2:
+        return np.full(P, np.nan)
+    nu = (S - 1) * (L - 2)
+    mean = resid.mean(axis=0)  # (P, L)
+    d_obs = _explained_by_bend(line_r, hinge_r, mean)  # (P,)
+    s2 = ((resid - mean) ** 2).sum(axis=(0, 2)) / nu  # pure error per level and seed
+    d_null = _explained_by_bend(line_r, hinge_r, rng.standard_normal((n_draws, L)))  # (B,), unit variance
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_obs = S * np.maximum(d_obs, 0.0) / s2  # inf when the seeds agree exactly
+        p = stats.chi2.cdf(nu * d_null[None, :] / t_obs[:, None], nu).mean(axis=1)
+    # Rounding: a perfectly straight mean has D ~ 1e-17, not 0; call it straight.
+    straight = d_obs <= 1e-12 * np.maximum((mean ** 2).sum(axis=1), 1e-30)
+    return np.where(straight, 1.0, p)
+
+
 def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: int = 1000,
                 confidence: float = 0.95, random_state: int = 0) -> pd.DataFrame:
     """Does each class's curve bend, where, and is the bend real? (Line vs one-breakpoint hinge.)
@@ -179,8 +218,9 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
     cells : list of (true_class, pred_class), optional, keyword-only
         Entries to fit, e.g. ``[("bird", "bird")]``; default every class's recall.
     n_boot : int, keyword-only
-        Bootstrap resamples of the seeds for the CI, and the most sign patterns the test
-        enumerates (>= 100; with more than log2(n_boot) + 1 seeds it draws n_boot at random).
+        Bootstrap resamples of the seeds for the CI (>= 100); the lack-of-fit test draws 4 * n_boot
+        straight lines, and the sign-flip test enumerates at most n_boot sign patterns (with more
+        than log2(n_boot) + 1 seeds it draws n_boot at random).
     confidence : float, keyword-only
         Level of the breakpoint interval.
     random_state : int, keyword-only
@@ -193,10 +233,16 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
         equal for recall), n_levels, n_seeds, slope_linear (rate change per unit of x), breakpoint
         (x where the hinge bends), ci_low, ci_high (expanded percentile bootstrap over seeds; NaN
         below 5 seeds), slope_before, slope_after (per unit of x, either side of the breakpoint),
-        rss_linear, rss_piecewise, p_value (exact sign-flip test of line vs hinge, see the module
-        docstring; small = the bend is real; never below 1 / 2^(S-1)), power_exponent, rss_power
-        (size only, else NaN), best_fit ("linear", "piecewise" or "power", by AICc).
-        Sorted by model, p_value ascending, then class order. With one seed p_value is NaN. Entries
+        rss_linear, rss_piecewise, p_value (lack-of-fit test of line vs hinge calibrated on simulated
+        straight lines with the seeds' own scatter, see the module docstring; small = the bend is
+        real), p_holm (p_value Holm-adjusted over the model's entries), p_signflip (the exact
+        sign-flip test; assumption-light but never below 1 / 2^(S-1)), bend_effect (size of the
+        bend: the seed-mean residual from the line projected on the fitted hinge term, a unit
+        vector over the levels; recall units), bend_effect_sd (sd over seeds of each seed's
+        projection; ``bend_effect / bend_effect_sd`` is the effect size a power estimate uses),
+        power_exponent, rss_power (size only, else NaN), best_fit ("linear", "piecewise" or
+        "power", by AICc).
+        Sorted by model, p_value ascending, then class order. With one seed every p is NaN. Entries
         of a class with no test examples (no recall) are left out, with a warning.
 
     Raises
@@ -234,23 +280,30 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
         coef = np.einsum("pkl,pl->pk", np.linalg.pinv(hinge[best]), y)  # a, b, d per entry
         slope_line = np.einsum("kl,pl->pk", np.linalg.pinv(line[0]), y)[:, 1]
         d_obs = rss_line - rss_hinge  # how much of the curve the bend explains beyond a line
-        ci_low = ci_high = p_value = np.full(P, np.nan)
+        ci_low = ci_high = p_signflip = np.full(P, np.nan)
         if S >= MIN_BOOT_SEEDS:
             idx = bootstrap_indices(S, n_boot, rng)
             boot_mean = values[idx].mean(axis=1).transpose(0, 2, 1)  # (B, P, L)
             boot_c = c[_rss(hinge_r, boot_mean).argmin(axis=-1)]  # (B, P)
             ci_low, ci_high = expanded_percentile(boot_c, S, confidence)
+        resid = np.einsum("lm,smp->spl", line_r[0], values)  # (S, P, L): each seed's residual from a line
+        p_value = lack_of_fit_p(resid, line_r, hinge_r, NULL_DRAWS_PER_BOOT * n_boot, rng)
+        # Each seed's residual along the fitted bend (the hinge term off the line, as a unit vector over
+        # the levels): its mean is the bend's size, its spread over seeds the noise a power estimate needs.
+        direction = np.einsum("lm,pm->pl", line_r[0], hinge[best][..., 2])  # (P, L): the hinge term off the line
+        with np.errstate(invalid="ignore", divide="ignore"):
+            direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        along = np.einsum("spl,pl->sp", resid, direction)  # (S, P)
+        bend_effect = np.abs(along.mean(axis=0))
+        bend_effect_sd = along.std(axis=0, ddof=1) if S >= 2 else np.full(P, np.nan)
         if S >= 2:
             signs = _sign_patterns(S, n_boot, rng)  # (B, S), the observed pattern (all +1) first
-            resid = np.einsum("lm,smp->spl", line_r[0], values)  # (S, P, L): each seed's residual from a line
             null = np.einsum("bs,spl->bpl", signs, resid) / S  # (B, P, L)
-            n_line = _rss(line_r, null)[..., 0]
-            n_hinge = _rss(hinge_r, null).min(axis=-1)
-            d_null = n_line - n_hinge
+            d_null = _explained_by_bend(line_r, hinge_r, null)
             # The observed pattern is in the set, so p >= 1 / patterns. The tolerance keeps the observed
             # pattern counted despite rounding (and a perfectly straight curve at p = 1).
             tolerance = 1e-9 * np.maximum(np.abs(d_obs), 1e-30)
-            p_value = (d_null >= (d_obs - tolerance)[None]).mean(axis=0)
+            p_signflip = (d_null >= (d_obs - tolerance)[None]).mean(axis=0)
         exponent = rss_power = np.full(P, np.nan)
         aic = {"linear": _aicc(rss_line, L, 2), "piecewise": _aicc(rss_hinge, L, 4)}
         if power is not None:
@@ -265,6 +318,8 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
             "n_levels": L, "n_seeds": S, "slope_linear": slope_line, "breakpoint": c[best],
             "ci_low": ci_low, "ci_high": ci_high, "slope_before": coef[:, 1], "slope_after": coef[:, 1] + coef[:, 2],
             "rss_linear": rss_line, "rss_piecewise": rss_hinge, "p_value": p_value,
+            "p_holm": holm(p_value), "p_signflip": p_signflip, "bend_effect": bend_effect,
+            "bend_effect_sd": bend_effect_sd,
             "power_exponent": exponent, "rss_power": rss_power, "best_fit": best_fit, "order": np.arange(P),
         }).sort_values(["p_value", "order"], kind="stable")
 

@@ -57,7 +57,7 @@ def heatmap(matrix: np.ndarray, classes, title: str, *, diverging: bool = False,
 
 def class_curves_figure(curves: pd.DataFrame, breaks: pd.DataFrame | None, factor: str, title: str, *,
                         alpha: float = 0.05) -> plt.Figure:
-    """Small multiples: one panel per class, seed mean with its CI band, significant breakpoints marked."""
+    """Small multiples: one panel per class, seed mean with its CI band, breakpoints with Holm p < alpha marked."""
     x_col = "noise_fraction" if factor == "noise" else "train_fraction"
     names = list(curves["class_name"].astype(str).unique())
     cols = min(5, len(names))
@@ -74,7 +74,7 @@ def class_curves_figure(curves: pd.DataFrame, breaks: pd.DataFrame | None, facto
         ax.grid(alpha=0.3)
         if breaks is not None:
             row = breaks[breaks["class_name"].astype(str) == name]
-            if len(row) and np.isfinite(row["p_value"].iloc[0]) and row["p_value"].iloc[0] < alpha:
+            if len(row) and np.isfinite(row["p_holm"].iloc[0]) and row["p_holm"].iloc[0] < alpha:
                 bp = row["breakpoint"].iloc[0]
                 ax.axvline(bp, color="C3", linestyle="--", linewidth=1)
                 lo, hi = row["ci_low"].iloc[0], row["ci_high"].iloc[0]

@@ -243,6 +243,23 @@ def bootstrap_indices(n_seeds: int, n_boot: int, rng: np.random.Generator) -> np
     return rng.integers(0, n_seeds, size=(n_boot, n_seeds))
 
 
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm-adjusted p-values (family = the given array, NaN kept and not counted).
+
+    Controls the family-wise error: the chance that any true null in the family is rejected at
+    level alpha is at most alpha, whatever the dependence between the tests.
+    """
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    q = p[ok]
+    order = np.argsort(q)
+    adjusted = np.maximum.accumulate(np.minimum(1.0, (len(q) - np.arange(len(q))) * q[order]))
+    result = np.empty_like(q)
+    result[order] = adjusted
+    out[ok] = result
+    return out
+
+
 def check_options(*, confidence: float, n_boot: int | None = None) -> None:
     if not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")

@@ -1,8 +1,10 @@
 """One results folder -> PNG figures, CSV tables and one self-contained HTML page (``index.html``).
 
-Sections in reading order: the grid; confusion heatmaps; change against baseline; per-class curves
-with breakpoints; sensitivity rankings (and the model comparison); breakpoint tables; directional
-confusions; noise against less data; exchange rate; classes by recall per cell. A section that the
+Sections in reading order: the grid and a contents list; the findings in sentences (also written to
+``findings.json``); sensitivity rankings; confusion heatmaps and change against baseline; per-class
+curves with breakpoint tables; the model comparison; directional confusions; noise against less
+data; exchange rate; classes by recall per cell. Wide tables scroll inside their own box, so the
+page never scrolls sideways. A section that the
 grid cannot support (only noise, only size, one seed, ...) is replaced by a visible note saying why.
 Images are embedded as base64, so the page opens offline and can be mailed as one file.
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import html
+import json
+import re
 import os
 import time
 import warnings
@@ -23,6 +27,7 @@ import pandas as pd
 from . import figures
 from .confusion import directional_confusions, directional_trends, mean_confusion, relative_confusion
 from .curves import breakpoints, class_curves
+from .findings import KINDS, findings
 from .grid import MIN_BOOT_SEEDS, check_options, to_grid
 from .load import load_results
 from .ranking import class_table, model_comparison, sensitivity_ranking
@@ -34,12 +39,25 @@ TABLE_ROWS = 30  # rows shown in the page; the CSV holds them all
 class _Page:
     def __init__(self, out: Path, progress: Callable[[str], None]):
         self.out, self.progress, self.parts, self.t0 = out, progress, [], time.perf_counter()
+        self.sections: list[tuple[str, str]] = []  # (id, title) of every h2, for the contents list
 
     def step(self, text: str) -> None:
         self.progress(f"report: {text} ({time.perf_counter() - self.t0:.1f} s)")
 
     def h(self, level: int, text: str) -> None:
-        self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+        if level == 2:
+            anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+            self.sections.append((anchor, text))
+            self.parts.append(f"<h2 id='{anchor}'>{html.escape(text)}</h2>")
+        else:
+            self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def contents(self) -> None:
+        """Where the contents list goes; filled in by ``html`` once every section is known."""
+        self.parts.append("<!--contents-->")
+
+    def raw(self, markup: str) -> None:
+        self.parts.append(markup)
 
     def p(self, text: str, cls: str = "") -> None:
         self.parts.append(f"<p class='{cls}'>{html.escape(text)}</p>")
@@ -70,17 +88,26 @@ class _Page:
         self.parts.append(f"<p class='caption'>{html.escape(caption)}{more} "
                           f"<span class='file'>({name}.csv{', all rows' if rows == 0 else ''})</span></p>")
         if rows > 0:
-            self.parts.append(shown.head(rows).to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–",
-                                                       classes="data", border=0))
+            table = shown.head(rows).to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–",
+                                             classes="data", border=0)
+            self.parts.append(f"<div class='scroll'>{table}</div>")  # a wide table scrolls in its own box
 
     def html(self, title: str) -> str:
-        style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-                 "table.data{border-collapse:collapse;font-size:12px;margin-bottom:1.5em}"
+        style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+                 ".scroll{overflow-x:auto;max-width:100%;margin-bottom:1.5em}"
+                 "table.data{border-collapse:collapse;font-size:12px}"
+                 "nav.contents{background:#f4f6f8;padding:6px 14px;font-size:14px}nav.contents li{margin:2px 0}"
+                 "ul.findings li{margin:4px 0}.verdict{font-size:11px;padding:1px 5px;border-radius:3px;"
+                 "margin-right:6px;white-space:nowrap}.settled .verdict{background:#d7f0dc}"
+                 ".open .verdict{background:#eee}.missing .verdict{background:#fff4d6}"
                  "table.data td,table.data th{padding:2px 6px;border-bottom:1px solid #ddd;text-align:right}"
                  "img{max-width:100%}.note{background:#fff4d6;padding:6px 10px;border-left:4px solid #e0a800}"
                  ".file{color:#888;font-size:11px}figcaption,.caption{font-size:13px;color:#444}")
-        return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                f"<style>{style}</style></head><body>" + "\n".join(self.parts) + "</body></html>\n")
+        links = "".join(f"<li><a href='#{anchor}'>{html.escape(text)}</a></li>" for anchor, text in self.sections)
+        body = "\n".join(self.parts).replace("<!--contents-->", f"<nav class='contents'><b>Contents</b><ol>{links}</ol></nav>")
+        return (f"<!DOCTYPE html><html><head><meta charset='utf-8'>"
+                "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+                f"<title>{html.escape(title)}</title><style>{style}</style></head><body>{body}</body></html>\n")
 
 
 def _try(page: _Page, what: str, action: Callable[[], None]) -> None:
@@ -112,6 +139,10 @@ def write_report(results_path: str | os.PathLike, *, to: str | os.PathLike | Non
         Bootstrap resamples for every interval and test.
     progress : callable or None, keyword-only
         Receives one progress line per step; None for silence.
+
+    Besides ``index.html``, the folder gets ``findings.json`` (the findings of
+    :func:`analysis.findings.findings`, one object per finding with its columns) and
+    ``findings.csv``.
 
     Raises
     ------
@@ -149,8 +180,11 @@ def write_report(results_path: str | os.PathLike, *, to: str | os.PathLike | Non
     for w in load_warnings:  # what the loader left out or could not check
         if issubclass(w.category, UserWarning):
             page.remark(f"loading: {w.message}")
+    page.contents()
+    _findings(page, df, n_boot)
+    _rankings(page, df, grid, n_boot)
     _matrices(page, df, grid, baselines)
-    _curves_and_rankings(page, df, grid, n_boot)
+    _curves(page, df, grid, n_boot)
     _directions_and_tradeoffs(page, df, grid, n_boot)
     index = out / "index.html"
     index.write_text(page.html(f"Class fragility report: {grid.experiment}"), encoding="utf-8")
@@ -216,10 +250,77 @@ def _matrices(page: _Page, df, grid, baselines) -> None:
         page.table(rel, "relative_confusion", "Change against baseline per cell, paired by seed.", rows=0)
 
 
-def _curves_and_rankings(page: _Page, df, grid, n_boot: int) -> None:
-    rankings = {}
+BADGE = {"settled": "settled", "open": "not settled", "missing": "not answered"}
+KIND_TITLE = {
+    "baseline_recall": "Baseline recall", "noise_sensitivity": "Sensitivity to label noise",
+    "size_sensitivity": "Sensitivity to less training data", "noise_bend": "Where recall bends against label noise",
+    "size_bend": "Where recall bends against less training data", "confusion": "Directed confusions",
+    "noise_vs_reduction": "Corrupted labels against fewer examples",
+    "exchange_rate": "Exchange rate of noise for clean data", "models": "Across models",
+}
+
+
+def _findings(page: _Page, df, n_boot: int) -> None:
+    page.step("findings")
+    page.h(2, "Findings")
+
+    def section():
+        table = findings(df, n_boot=n_boot)
+        records = json.loads(table.to_json(orient="records"))  # NaN -> null
+        (page.out / "findings.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+        table.to_csv(page.out / "findings.csv", index=False)
+        page.p(f"Generated from the statistics below. Each sentence gives its interval and p-value (Holm within "
+               f"the family it names); it is settled when p < 0.05 / {len(KINDS)}, the {len(KINDS)} kinds of "
+               "finding sharing 0.05, so a grid with no effect settles nothing with probability at least 95 %. "
+               "Otherwise it says how many seeds would settle it (80 % power at the observed seed-to-seed spread), "
+               "or what the grid lacks. (findings.json, findings.csv)")
+        for kind in KINDS:
+            part = table[table["kind"] == kind]
+            if part.empty:
+                continue
+            items = []
+            for _, row in part.iterrows():
+                state = "missing" if row["missing"] else "settled" if row["settled"] else "open"
+                items.append(f"<li class='{state}'><span class='verdict'>{BADGE[state]}</span>"
+                             f"{html.escape(row['sentence'])}</li>")
+            page.raw(f"<h3>{html.escape(KIND_TITLE[kind])}</h3><ul class='findings'>{''.join(items)}</ul>")
+
+    _try(page, "findings", section)
+
+
+def _rankings(page: _Page, df, grid, n_boot: int) -> None:
     for factor, word in (("noise", "label noise"), ("size", "less training data")):
-        page.step(f"curves, ranking and breakpoints against {word}")
+        page.step(f"ranking against {word}")
+        page.h(2, f"Which classes are most sensitive to {word}")
+
+        def ranking_section(factor=factor, word=word):
+            ranking = sensitivity_ranking(df, factor=factor, n_boot=n_boot)
+            page.p("Sensitivity = mean recall lost from baseline over the tested range (area under the drop "
+                   "curve divided by its width), per seed, then averaged; CI = t-interval over seeds; rank CI = "
+                   f"expanded percentile bootstrap over seeds (from {MIN_BOOT_SEEDS} seeds); rank_tau_halves = "
+                   "Kendall tau between rankings from two halves of the seeds.")
+            for model in ranking["model"].unique():
+                part = ranking[ranking["model"] == model]
+                fig = figures.forest_figure(part, label="class_name", value="sensitivity", low="ci_low",
+                                            high="ci_high", xlabel="mean recall lost over the range (recall units)",
+                                            title=f"{model}: sensitivity to {word}, most sensitive on top "
+                                                  f"({int(part['n_seeds'].iloc[0])} seeds, 95 % t-interval)")
+                page.figure(fig, f"ranking_{factor}_{model}", f"Sensitivity ranking, {word}, {model}.")
+            page.table(ranking, f"ranking_{factor}", f"Sensitivity ranking against {word}.")
+
+        _try(page, f"ranking against {word}", ranking_section)
+    if len(grid.models) > 1:
+        page.h(2, "Does the ranking depend on the model?")
+        for factor in ("noise", "size"):
+            _try(page, f"model comparison ({factor})",
+                 lambda factor=factor: page.table(model_comparison(df, factor=factor, n_boot=n_boot),
+                                                  f"model_comparison_{factor}",
+                                                  f"Kendall tau between models' {factor} sensitivities."))
+
+
+def _curves(page: _Page, df, grid, n_boot: int) -> None:
+    for factor, word in (("noise", "label noise"), ("size", "less training data")):
+        page.step(f"curves and breakpoints against {word}")
         page.h(2, f"Per-class recall against {word}")
         state = {}
 
@@ -236,47 +337,18 @@ def _curves_and_rankings(page: _Page, df, grid, n_boot: int) -> None:
                 n = int(part["n_seeds"].max())  # a class without test examples counts 0 seeds
                 fig = figures.class_curves_figure(part, breaks, factor,
                                                   f"{model}: recall against {word}, mean and 95 % CI over {n} seeds; "
-                                                  "dashed = significant breakpoint (p < 0.05) with its CI")
+                                                  "dashed = significant breakpoint (Holm p < 0.05) with its CI")
                 page.figure(fig, f"curves_{factor}_{model}", f"Recall against {word}, {model}.")
             page.table(curves, f"curves_{factor}", f"Per-class recall against {word}.", rows=0)
 
         _try(page, f"curves against {word}", curves_section)
-        page.h(2, f"Which classes are most sensitive to {word}")
-
-        def ranking_section(factor=factor, word=word):
-            ranking = rankings[factor] = sensitivity_ranking(df, factor=factor, n_boot=n_boot)
-            page.p("Sensitivity = mean recall lost from baseline over the tested range (area under the drop "
-                   "curve divided by its width), per seed, then averaged; CI = t-interval over seeds; rank CI = "
-                   f"expanded percentile bootstrap over seeds (from {MIN_BOOT_SEEDS} seeds); rank_tau_halves = "
-                   "Kendall tau between rankings from two halves of the seeds.")
-            for model in ranking["model"].unique():
-                part = ranking[ranking["model"] == model]
-                fig = figures.forest_figure(part, label="class_name", value="sensitivity", low="ci_low",
-                                            high="ci_high", xlabel="mean recall lost over the range (recall units)",
-                                            title=f"{model}: sensitivity to {word}, most sensitive on top "
-                                                  f"({int(part['n_seeds'].iloc[0])} seeds, 95 % t-interval)")
-                page.figure(fig, f"ranking_{factor}_{model}", f"Sensitivity ranking, {word}, {model}.")
-            page.table(ranking, f"ranking_{factor}", f"Sensitivity ranking against {word}.")
-
-        _try(page, f"ranking against {word}", ranking_section)
         if "breaks" in state:
             page.h(3, f"Breakpoints against {word}")
-            seeds = int(state["breaks"]["n_seeds"].min())
-            if 2 <= seeds < 6:
-                page.remark(f"with {seeds} seeds the break test's smallest possible p-value is "
-                            f"1/2^{seeds - 1} = {0.5 ** (seeds - 1):.3g}, so no bend can reach p < 0.05; "
-                            "6 seeds or more can")
             page.table(state["breaks"], f"breakpoints_{factor}",
-                       "Line vs one-breakpoint fit per class; p_value: exact sign-flip test over seeds of whether "
-                       "the bend is real; breakpoint CI by expanded percentile bootstrap over seeds "
-                       f"(from {MIN_BOOT_SEEDS} seeds).")
-    if len(grid.models) > 1:
-        page.h(2, "Does the ranking depend on the model?")
-        for factor in ("noise", "size"):
-            _try(page, f"model comparison ({factor})",
-                 lambda factor=factor: page.table(model_comparison(df, factor=factor, n_boot=n_boot),
-                                                  f"model_comparison_{factor}",
-                                                  f"Kendall tau between models' {factor} sensitivities."))
+                       "Line vs one-breakpoint fit per class; p_value: lack-of-fit test of the line against the "
+                       "bend, calibrated on simulated straight lines with the seeds' own scatter; p_holm: Holm over "
+                       "the classes; p_signflip: the exact sign-flip test (never below 1/2^(seeds-1)); breakpoint "
+                       f"CI by expanded percentile bootstrap over seeds (from {MIN_BOOT_SEEDS} seeds).")
 
 
 def _directions_and_tradeoffs(page: _Page, df, grid, n_boot: int) -> None:

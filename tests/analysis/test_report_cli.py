@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import html
+import json
 import subprocess
 import sys
 
@@ -11,7 +13,7 @@ import pytest
 from analysis import write_report
 from analysis.cli import main, register
 
-SECTIONS = ("Confusion matrices", "Per-class recall against label noise", "Per-class recall against less training data",
+SECTIONS = ("Findings", "Confusion matrices", "Per-class recall against label noise", "Per-class recall against less training data",
             "Which classes are most sensitive to label noise", "Breakpoints against label noise",
             "Directional confusions", "Misleading labels or less data?", "Exchange rate", "Classes by recall")
 
@@ -32,8 +34,28 @@ def test_full_report_through_the_cli_has_every_section_and_figure(small_dir, tmp
     assert "Not shown" not in page
     assert (tmp_path / "rep" / "confusion_blog_cnn_baseline.png").exists()
     assert (tmp_path / "rep" / "ranking_noise.csv").exists()
-    assert any("curves, ranking and breakpoints" in line for line in lines)
+    assert any("curves and breakpoints" in line for line in lines)
     assert lines[-1] == f"report: open {tmp_path / 'rep' / 'index.html'}"
+
+
+def test_report_opens_with_findings_and_a_contents_list(small_dir, tmp_path, capsys):
+    assert main(["report", str(small_dir), "--to", str(tmp_path / "rep"), "--n-boot", "200"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    page = (tmp_path / "rep" / "index.html").read_text()
+    positions = [page.index(f"<h2 id='{anchor}'>") for anchor in
+                 ("findings", "which-classes-are-most-sensitive-to-label-noise", "confusion-matrices")]
+    assert positions == sorted(positions)  # findings first, the rankings above the first confusion matrix
+    assert page.index("<nav class='contents'>") < positions[0]
+    assert page.count("<li><a href='#") == page.count("<h2 id=")  # every section linked
+    rows = json.loads((tmp_path / "rep" / "findings.json").read_text())
+    assert rows and set(rows[0]) >= {"kind", "sentence", "ci_low", "ci_high", "p_value", "settled", "seeds_needed"}
+    bee = [r for r in rows if r["kind"] == "noise_bend" and r["subject"] == "bee"]
+    assert bee and bee[0]["settled"] and html.escape(bee[0]["sentence"]) in page
+    # The sentences are printed at the end of the run, before the line that says where the page is.
+    first = out.index(next(line for line in out if line.startswith("report: ") and "findings," in line))
+    assert out[first + 1 : first + 1 + len(rows)] == [
+        f"  {'+' if r['settled'] else '-' if r['missing'] else '?'} {r['sentence']}" for r in rows]
+    assert first + 1 + len(rows) == len(out) - 1
 
 
 def test_report_on_noise_only_grid_notes_what_is_missing(write, tmp_path):

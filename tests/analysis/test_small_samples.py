@@ -14,7 +14,7 @@ from scipy import stats
 from analysis import (SyntheticSpec, breakpoints, directional_confusions, exchange_rate, load_results,
                       model_comparison, noise_vs_reduction, sensitivity_ranking, synthetic_results, write_report)
 from analysis.cli import main
-from analysis.curves import _sign_patterns
+from analysis.curves import _fit, _residual_makers, _sign_patterns, lack_of_fit_p
 from analysis.grid import MIN_BOOT_SEEDS, expanded_percentile
 
 CLASSES = 4  # SMALL's classes: ant, bee, cat, dog
@@ -73,23 +73,54 @@ def test_sign_patterns_enumerate_every_pattern_once_up_to_n_boot():
 
 
 @pytest.mark.parametrize("seeds", [2, 3, 4])
-def test_break_p_value_never_below_its_exact_floor(small, seeds):
-    """A sharp planted bend cannot be called significant beyond what the seeds can show."""
+def test_sign_flip_p_value_never_below_its_exact_floor(small, seeds):
+    """The exact sign-flip test cannot call a bend beyond what its 2^(S-1) sign patterns can show."""
     fits = breakpoints(small(n_seeds=seeds), n_boot=200)
-    assert (fits["p_value"] >= 0.5 ** (seeds - 1) - 1e-12).all()
+    assert (fits["p_signflip"] >= 0.5 ** (seeds - 1) - 1e-12).all()
     bee = fits[fits["class_name"] == "bee"].iloc[0]  # the collapsing class reaches the floor, no lower
-    assert bee["p_value"] == pytest.approx(0.5 ** (seeds - 1))
+    assert bee["p_signflip"] == pytest.approx(0.5 ** (seeds - 1))
+
+
+@pytest.mark.parametrize("seeds", [3, 4, 5])
+def test_lack_of_fit_test_calls_a_sharp_bend_below_six_seeds(small, seeds):
+    """The replicate-based test has no floor: the planted collapse is significant after Holm, the rest not."""
+    fits = breakpoints(small(n_seeds=seeds), n_boot=200)
+    bee = fits[fits["class_name"] == "bee"].iloc[0]
+    assert bee["p_holm"] < 0.01 and fits.iloc[0]["class_name"] == "bee"
+    assert (fits[fits["class_name"] != "bee"]["p_holm"] > 0.05).all()
+    assert (fits["p_holm"] >= fits["p_value"]).all() and (fits["p_holm"] <= 1).all()
 
 
 def test_break_test_holds_its_level_with_three_seeds():
-    """Straight lines on the quick preset's grid shape: the old bootstrap called about 20 % bent."""
-    p = []
+    """Straight lines on the quick preset's grid shape: the old bootstrap called about 20 % bent.
+
+    Sign-flip: never below its floor 0.25. Lack-of-fit: 100 straight curves, 5 expected below
+    0.05; more than 12 has probability 0.002 if the level holds.
+    """
+    p, signflip = [], []
     for r in range(10):
         confusion, _ = synthetic_results(SyntheticSpec(collapse_class=None, n_seeds=3, test_per_class=45,
                                                        noise_fractions=(0.0, 0.15, 0.3, 0.45, 0.6),
                                                        train_fractions=(1.0, 0.4), random_state=7000 + r))
-        p += list(breakpoints(confusion, n_boot=200, random_state=r)["p_value"])
-    assert min(p) >= 0.25
+        fits = breakpoints(confusion, n_boot=200, random_state=r)
+        p += list(fits["p_value"])
+        signflip += list(fits["p_signflip"])
+    assert min(signflip) >= 0.25
+    assert len(p) == 100 and np.sum(np.asarray(p) < 0.05) <= 12
+
+
+def test_lack_of_fit_p_value_is_uniform_for_gaussian_straight_lines():
+    """On exactly Gaussian straight lines the p-value is uniform: 4,000 curves, 3 and 10 seeds."""
+    x = np.array([0.0, 0.15, 0.3, 0.45, 0.6])
+    c, line, hinge, _ = _fit(x, "noise")
+    line_r, hinge_r = _residual_makers(line), _residual_makers(hinge)
+    rng = np.random.default_rng(3)
+    for seeds in (3, 10):
+        y = rng.normal(size=(seeds, 2000, x.size)) * 0.05 + 0.8 - 0.3 * x  # (S, P, L), one line
+        p = lack_of_fit_p(np.einsum("lm,spm->spl", line_r[0], y), line_r, hinge_r, 2000, rng)
+        # 2,000 curves: the share below 0.05 has sd 0.005 if the level holds.
+        assert 0.035 < np.mean(p < 0.05) < 0.065, (seeds, np.mean(p < 0.05))
+        assert 0.45 < np.mean(p < 0.5) < 0.55
 
 
 def absent_class_results(tmp_path, spec):
