@@ -31,7 +31,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="folder for the report (created); default OUT/report")
     parser.add_argument("--n-boot", type=int, default=1000, metavar="N",
                         help="bootstrap resamples of the seeds for every bootstrap interval, and the most sign "
-                             "patterns the breakpoint test enumerates (an integer >= 100; default 1000)")
+                             "patterns the breakpoint test enumerates (an integer in [100, 100000]; default 1000)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(handler=run_report, report_prog=parser.prog)
     return parser

@@ -260,11 +260,15 @@ def holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
+MAX_N_BOOT = 100_000  # resamples; every bootstrap holds n_boot x seeds draws in memory at once
+
+
 def check_options(*, confidence: float, n_boot: int | None = None) -> None:
     if not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if n_boot is not None and (not isinstance(n_boot, (int, np.integer)) or isinstance(n_boot, bool) or n_boot < 100):
-        raise ValueError(f"n_boot must be an integer >= 100, got {n_boot!r}")
+    if n_boot is not None and (not isinstance(n_boot, (int, np.integer)) or isinstance(n_boot, bool)
+                               or not 100 <= n_boot <= MAX_N_BOOT):
+        raise ValueError(f"n_boot must be an integer in [100, {MAX_N_BOOT:,}], got {n_boot!r}")
 
 
 def check_level(name: str, value, *, optional: bool = False) -> None:

@@ -24,6 +24,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from sweep.contract import results_folder_around
+
 from . import figures
 from .confusion import directional_confusions, directional_trends, mean_confusion, relative_confusion
 from .curves import breakpoints, class_curves
@@ -156,6 +158,10 @@ def write_report(results_path: str | os.PathLike, *, to: str | os.PathLike | Non
         if "://" in os.fspath(results_path):
             raise ValueError(f"results at {os.fspath(results_path)} are not local; pass to=DIR for the report")
         to = Path(results_path) / "report"
+    around = None if "://" in os.fspath(to) else results_folder_around(os.fspath(to))
+    if around is not None:
+        raise ValueError(f"the report folder {os.fspath(to)} is inside the {around[1]}/ folder of the results folder "
+                         f"{around[0]}; its files would break that folder's readers: write the report elsewhere")
     if Path(to).exists() and not Path(to).is_dir():
         raise ValueError(f"the report folder {os.fspath(to)} exists and is not a folder; pass a folder (created if "
                          "missing)")

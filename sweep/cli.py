@@ -218,6 +218,9 @@ def _add_sweep_parsers(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--dashboard", action="store_true",
                      help="start Ray's dashboard with the local Ray, bound to 127.0.0.1:8265; default: off")
     run.add_argument("--verbose", action="store_true", help="show Ray's and Tune's own logs and tables; default: off, one progress line")
+    run.add_argument("--adopt", action="store_true",
+                     help="take over an OUT whose experiment.json is gone, when every trial in it belongs to SPEC's "
+                          "experiment (it is written anew); default: refuse results without a record")
     run.add_argument("--yes", action="store_true",
                      help=f"run grids of more than {HUGE_GRID:,} trials; default: refuse them with the trial count")
     run.set_defaults(handler=_run_command)
@@ -263,7 +266,7 @@ def _run_command(args: argparse.Namespace) -> int:
     # `--out ""` is a mistake to report (open_output does), not a request for the default
     out = os.path.join("results", spec.name) if args.out is None else args.out
     outcome = run_sweep(spec, out, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
-                        verbose=args.verbose, log=log)
+                        verbose=args.verbose, adopt=args.adopt, log=log)
     if outcome.ran == 0:
         return 0
     done = outcome.skipped + outcome.succeeded
@@ -312,8 +315,12 @@ def format_status(status) -> str:
             key = "/".join(f"{k}={v}" for k, v in (record.get("key") or {}).items())
             lines.append(f"  {trial_id}  {key}: {record.get('error', '?')} (attempt {record.get('attempt', '?')})")
     if status.corrupt:
-        lines.append("\nfiles that do not open as Parquet (their trials count as missing):")
+        lines.append("\nfiles that do not read as Parquet (their trials count as missing):")
         lines += [f"  {path}" for path in status.corrupt]
+    if status.stray:
+        lines.append("\nfiles that no sweep writes, which break `pd.read_parquet` of their folder "
+                     "(`sweep run` moves them to _corrupt/):")
+        lines += [f"  {path}" for path in status.stray]
     return "\n".join(lines)
 
 
@@ -334,7 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings' API
+    """Warnings on the terminal as ``sweep: warning: ...``, one line, without the source line."""
+    return f"sweep: warning: {' '.join(str(message).split())}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any
 
 import pyarrow as pa
@@ -80,3 +81,19 @@ def trial_id(identity: dict[str, Any]) -> str:
     """
     blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def results_folder_around(path: str) -> tuple[str, str] | None:
+    """(results folder, data folder name) when local ``path`` lies inside a results folder's data
+    folders (``X/confusion/...``, X holding experiment.json or both confusion/ and trials/), else
+    None. Nothing may be written there: every reader of the folder would fail on it."""
+    path = os.path.abspath(path)
+    while True:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        if os.path.basename(path) in (*RESULT_DIRS, FAILED_DIR) and (
+                os.path.isfile(os.path.join(parent, EXPERIMENT_FILE))
+                or all(os.path.isdir(os.path.join(parent, d)) for d in ("confusion", "trials"))):
+            return parent, os.path.basename(path)
+        path = parent

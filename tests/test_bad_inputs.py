@@ -244,6 +244,40 @@ CASES = [
     Case("spec-noise-matrix-wrong-size-for-the-dataset", ("run", "spec.toml", *RUN_OUT),
          r"noise_matrix for digits \(10 classes\): noise matrix must be 10 x 10 \(K x K\), got shape \(2, 2\)",
          good_spec_with(noise_mode='noise_mode = "matrix"', noise_matrix="noise_matrix = [[0.5, 0.5], [0.5, 0.5]]")),
+    # -- spec files are untrusted input: size, nesting, aliases, keys, encodings, anchors, Ray's units
+    Case("spec-toml-nested-thousands-deep", ("run", "spec.toml", *RUN_OUT), r"nested more than 8 levels deep",
+         spec("name = " + "[" * 3000 + "]" * 3000 + "\n")),
+    Case("spec-yaml-nested-thousands-deep", ("run", "spec.yaml", *RUN_OUT), r"nested more than 8 levels deep",
+         spec("name: " + "[" * 3000 + "]" * 3000 + "\n", "spec.yaml")),
+    Case("spec-yaml-alias-bomb", ("run", "spec.yaml", *RUN_OUT), r"aliases \(\*name\) are not allowed in a spec",
+         spec("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+             f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+             f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))
+             + "name: *i\n", "spec.yaml")),
+    Case("spec-yaml-key-not-a-string", ("run", "spec.yaml", *RUN_OUT), r"keys must be strings, got the key 1",
+         spec("name: study\n1: x\n", "spec.yaml")),
+    Case("spec-with-a-byte-order-mark", ("run", "spec.toml", *RUN_OUT), r"spec\.toml: starts with a byte-order mark",
+         lambda w: (w / "spec.toml").write_bytes(b"\xef\xbb\xbf" + GOOD_SPEC.encode())),
+    Case("spec-not-utf8", ("run", "spec.toml", *RUN_OUT), r"spec\.toml: not UTF-8 \(byte 0xe9 at offset 11\)",
+         lambda w: (w / "spec.toml").write_bytes(b'name = "caf\xe9"\n')),
+    Case("spec-larger-than-a-spec", ("run", "spec.toml", *RUN_OUT), r"2,097,152 bytes; a spec file is at most",
+         lambda w: (w / "spec.toml").write_bytes(GOOD_SPEC.encode() + b"#" * (2 * 2**20 - len(GOOD_SPEC)))),
+    Case("spec-name-ending-in-a-newline", ("run", "spec.toml", *RUN_OUT), r"name must be 1-64 characters .* got 'study\\n'",
+         good_spec_with(name='name = "study\\n"')),
+    Case("spec-cpus-finer-than-ray", ("run", "spec.toml", *RUN_OUT), r"resources\.cpus must be a multiple of 0\.0001",
+         spec(GOOD_SPEC + "[resources]\ncpus = 0.00001\n")),
+    Case("spec-epochs-beyond-any-use", ("run", "spec.toml", *RUN_OUT), r"epochs must be at most 100,000, got 10000000000",
+         spec(GOOD_SPEC + "[training]\nepochs = 10000000000\n")),
+    Case("spec-huge-value-quoted-short", ("run", "spec.toml", *RUN_OUT), r"noise_fractions: each value .* got '.{0,80}'$",
+         good_spec_with(noise_fractions='noise_fractions = ["' + "x" * 100_000 + '"]')),
+    Case("run-empty-address", ("run", "spec.toml", *RUN_OUT, "--address", ""), r"--address must be host:port",
+         spec(GOOD_SPEC)),
+    Case("run-out-inside-another-sweeps-confusion", ("run", "--out", "{w}/out/confusion"),
+         r"inside the confusion/ folder of the results folder .*/out", quick_out),
+    Case("report-into-a-results-data-folder", ("report", "{w}/out", "--to", "{w}/out/confusion"),
+         r"inside the confusion/ folder of the results folder", synthetic_results()),
+    Case("report-n-boot-beyond-memory", ("report", "{w}/out", "--n-boot", "1000000000000"),
+         r"n_boot must be an integer in \[100, 100,000\], got 1000000000000", synthetic_results()),
     Case("spec-noise-matrix-rows-not-summing-to-one", ("run", "spec.toml", *RUN_OUT),
          r"noise matrix rows must sum to 1 \(row-stochastic\); row 0 sums to 0\.5",
          good_spec_with(noise_mode='noise_mode = "matrix"',
@@ -344,7 +378,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: Case, tmp_path: P
                           capture_output=True, text=True, timeout=120)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr[:2000]
+    assert len(lines[0]) < 1000, lines[0][:2000]  # values are quoted short, never in full
     assert re.match(r"^sweep( \w+)?: error: ", lines[0]), lines[0]
     assert re.search(case.match, lines[0]), lines[0]
     assert snapshot(tmp_path) == before  # nothing written; an existing OUT byte-identical

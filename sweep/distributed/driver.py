@@ -23,8 +23,8 @@ from sweep.distributed.experiment_record import (check_experiment, check_sizes_a
 from sweep.distributed.lock import OutputLock
 from sweep.distributed.ray_connect import check_reachable, connect_ray, probe_ray
 from sweep.distributed.spec import ExperimentSpec
-from sweep.distributed.store import (Output, check_writable, open_output, quarantine, read_failed,
-                                     remove_stale_temp_files, remove_uncommitted, scan_done)
+from sweep.distributed.store import (Output, check_not_inside_results, check_writable, open_output, quarantine,
+                                     read_failed, remove_stale_temp_files, remove_uncommitted, scan_done)
 from sweep.distributed.tune_layer import SweepOutcome, concurrent_slots, fit_to_local_cluster, run_tune
 
 Log = Callable[[str], None]
@@ -36,12 +36,14 @@ def _log_to_stderr(message: str) -> None:
 
 def resolve_address(address: str | None) -> str | None:
     """The Ray to use: ``address``, else $RAY_ADDRESS; None (or "local") starts a local Ray."""
+    if address is not None and not address.strip():  # as `--out ""`: a mistake, not a request for the default
+        raise ValueError("--address must be host:port, ray://host:port, auto or local, got ''")
     address = address or os.environ.get("RAY_ADDRESS") or None
     return None if address == "local" else address
 
 
 def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num_cpus: int | None = None,
-              dashboard: bool = False, verbose: bool = False, progress: bool = True,
+              dashboard: bool = False, verbose: bool = False, progress: bool = True, adopt: bool = False,
               log: Log | None = None) -> SweepOutcome:
     """Run every trial of ``spec`` whose result OUT does not hold yet, and say what became of them.
 
@@ -50,13 +52,16 @@ def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num
     on which Ray, corrupt files moved aside) go to ``log``, one line each; ``progress`` draws the
     live progress line on stderr. A local run checks the grid against the dataset first (and fills
     the dataset cache the workers then read); a cluster's driver does not read the dataset.
+    ``adopt`` takes over an OUT whose ``experiment.json`` is gone, when every trial in it belongs to
+    ``spec``'s experiment.
     """
     from sweep.engine.malloc_tuning import enabled as malloc_tuning_enabled
 
     log = log or _log_to_stderr
     malloc_tuning_enabled()  # a bad SWEEP_KEEP_FREED_MEMORY stops here, before anything is started
     output = open_output(out)
-    check_experiment(output, spec)
+    check_not_inside_results(output)
+    check_experiment(output, spec, adopt=adopt)
     address = resolve_address(address)
     num_train = None
     if address:
@@ -89,9 +94,13 @@ def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num
                 fitted, note = fit_to_local_cluster(spec, ray.cluster_resources())
         # Every check passed: from here on OUT changes.
         for path in scan.corrupt:
-            log(f"{path} does not open as Parquet; its trial will be rerun")
+            log(f"{path} does not read as Parquet; moved to _corrupt/, its trial will be rerun")
         if scan.corrupt:
             quarantine(output, scan.corrupt)
+        for path in scan.stray:
+            log(f"{path} is not a result file (readers of the folder would fail on it); moved to _corrupt/")
+        if scan.stray:
+            quarantine(output, scan.stray, also_ids=False)
         remove_stale_temp_files(output)
         if lock.held:  # no trial of OUT runs now: an interrupted trial's files go, it reruns
             remove_uncommitted(output)
@@ -140,8 +149,11 @@ def _first_missing(path: str) -> str | None:
 
 
 def _remove_if_empty(root: str, created: str) -> None:
-    """Remove the folders from ``root`` up to ``created`` that this run made and left empty."""
+    """Remove the folders from ``root`` up to ``created`` that this run made and left empty (from the
+    deepest one that exists: a path too long for the OS stops part way down)."""
     path = root
+    while not os.path.isdir(path) and path != created and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
     while True:
         try:
             os.rmdir(path)
@@ -173,7 +185,8 @@ class SweepStatus:
     cells: tuple[CellStatus, ...]
     outside: int  # finished trials in OUT that are not in this grid
     failed: dict[str, dict[str, Any]]  # trial_id -> failure record, for the grid's trials not done
-    corrupt: tuple[str, ...]  # files that do not open as Parquet
+    corrupt: tuple[str, ...]  # result files that do not read as Parquet
+    stray: tuple[str, ...]  # files in result folders that no sweep writes
 
     @property
     def totals(self) -> tuple[int, int, int]:
@@ -204,7 +217,7 @@ def sweep_status(out: str, spec: ExperimentSpec | None = None, *, seeds: int | N
         cells.append(CellStatus(model, noise, size, len(ids), done, len(ids) - done - failed, failed))
     stuck = {i: r for i, r in records.items() if i in grid_ids and i not in scan.done}
     return SweepStatus(spec=spec, uri=output.uri, cells=tuple(cells), outside=len(scan.done - grid_ids),
-                       failed=stuck, corrupt=scan.corrupt)
+                       failed=stuck, corrupt=scan.corrupt, stray=scan.stray)
 
 
 __all__ = ["run_sweep", "sweep_status", "SweepOutcome", "SweepStatus", "CellStatus", "Output"]

@@ -46,25 +46,48 @@ def stored_spec(out: Output) -> ExperimentSpec | None:
     return spec_from_dict(record["spec"], source=f"{out.uri}/{EXPERIMENT_FILE}")
 
 
-def check_experiment(out: Output, spec: ExperimentSpec, *, advice: str = "use another --out") -> None:
-    """Refuse (ValueError, nothing touched) when OUT already holds a different experiment."""
+def check_experiment(out: Output, spec: ExperimentSpec, *, advice: str = "use another --out",
+                     adopt: bool = False) -> None:
+    """Refuse (ValueError, nothing touched) when OUT already holds a different experiment.
+
+    Results without a record are not ours to mix into, unless ``adopt``: then every finished trial
+    in OUT must belong to ``spec``'s experiment (its name and identity, read from each trial's own
+    row), and the run that follows writes the record anew (the recovery of a deleted experiment.json).
+    """
     record = read_experiment(out)
     if record is None:
-        # Results without a record: not ours to mix into.
         for directory in ("trials", "confusion"):
             try:
                 info = out.fs.get_file_info(out.path(directory))
             except OSError:
                 continue
-            if info.type != info.type.NotFound:
-                raise ValueError(f"{out.uri} holds a {directory}/ folder but no {EXPERIMENT_FILE}; "
-                                 "use an empty or new --out")
+            if info.type != info.type.NotFound and not adopt:
+                raise ValueError(f"{out.uri} holds a {directory}/ folder but no {EXPERIMENT_FILE}; use an empty or "
+                                 f"new --out, or pass --adopt with the spec that made it to write {EXPERIMENT_FILE} anew")
+        if adopt:
+            _check_adoptable(out, spec)
         return
     theirs, ours = record["identity"], spec.identity()
     keys = sorted((set(theirs) | set(ours)) - set(LEGACY_IDENTITY_KEYS))
     diffs = [f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in keys if theirs.get(k) != ours.get(k)]
     if diffs:
         raise ValueError(f"{out.uri} holds results of a different experiment ({'; '.join(diffs)}); {advice}")
+
+
+def _check_adoptable(out: Output, spec: ExperimentSpec) -> None:
+    """Every trials/ row of OUT was made by ``spec``'s experiment; else ValueError naming one that was not."""
+    from sweep.distributed.store import read_trial_rows, scan_done
+    from sweep.engine.config import AXES
+
+    ours = spec.identity()
+    ids = sorted(scan_done(out, validate=False).done)
+    for row in read_trial_rows(out, ids, columns=["trial_id", "experiment", "config_json"]):
+        config = json.loads(row["config_json"])
+        theirs = {"name": row["experiment"], **{k: config.get(k) for k in ours if k != "name" and k not in AXES}}
+        diffs = [f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in ours if theirs.get(k) != ours.get(k)]
+        if diffs:
+            raise ValueError(f"cannot adopt {out.uri}: trial {row['trial_id']} belongs to another experiment "
+                             f"({'; '.join(diffs)}); pass the spec that made these results")
 
 
 def check_sizes_against_out(out: Output, spec: ExperimentSpec, done: frozenset[str], *,

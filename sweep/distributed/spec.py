@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sweep.engine.checks import is_int, is_number
+from sweep.engine.checks import is_int, is_number, short_repr
 from sweep.engine.config import AXES, TrialConfig, spec_fields
 from sweep.engine.recipes import MODEL_NAMES
 
@@ -32,9 +32,12 @@ PRESET_DIR = Path(__file__).parent / "presets"
 PRESETS = ("quick", "blog", "blog-x20", "fast")  # files sweep/distributed/presets/<name>.toml
 # Starts with a letter or digit: "." or ".." as the default OUT (results/<name>) would be a folder
 # that holds other things, or results/ itself.
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: no trailing newline slips through
 MAX_SEED = 2**63 - 1  # the Parquet seed column is int64
 MAX_SEED_COUNT = 100_000  # `seeds = N` / `--seeds N`: a typo must not mean a grid that cannot be built
+MAX_SPEC_BYTES = 1 << 20  # a spec is a page of settings; a bigger file is a mistake (or an attack)
+MAX_SPEC_DEPTH = 8  # tables and lists nest at most 3 deep in a valid spec (noise_matrix in a table)
+RAY_RESOURCE_STEP = 1e-4  # Ray represents resource amounts in units of 0.0001
 AXIS_KEYS = ("models", "noise_fractions", "train_sizes", "seeds")  # spec keys of AXES, in that order
 _TOP_KEYS = ("name", "dataset", "models", "noise_mode", "noise_fractions", "train_sizes", "seeds",
              *(k for k in spec_fields("top") if k not in ("dataset", "noise_mode")), "retries", "training",
@@ -127,7 +130,7 @@ class ExperimentSpec:
             except ValueError as exc:
                 raise ValueError(f"train_sizes of {self.dataset}: {exc}") from None
             if count in counts:
-                raise ValueError(f"train_sizes of {self.dataset}: {counts[count]!r} and {size!r} both select "
+                raise ValueError(f"train_sizes of {self.dataset}: {short_repr(counts[count])} and {short_repr(size)} both select "
                                  f"{count} of the {dataset.num_train} train examples; keep one of them")
             counts[count] = size
         for cell in self.cells():
@@ -142,9 +145,9 @@ class ExperimentSpec:
             changes["base"] = self.base.replace(dataset=dataset)
         if seeds is not None:
             if not is_int(seeds) or seeds < 1:
-                raise ValueError(f"--seeds must be an integer >= 1, got {seeds!r}")
+                raise ValueError(f"--seeds must be an integer >= 1, got {short_repr(seeds)}")
             if seeds > MAX_SEED_COUNT:
-                raise ValueError(f"--seeds must be at most {MAX_SEED_COUNT:,} (as a spec's seeds count), got {seeds!r}")
+                raise ValueError(f"--seeds must be at most {MAX_SEED_COUNT:,} (as a spec's seeds count), got {short_repr(seeds)}")
             changes["seeds"] = tuple(range(seeds))
         if max_concurrent is not None:
             changes["max_concurrent"] = max_concurrent
@@ -175,7 +178,7 @@ class ExperimentSpec:
 
 def _check_axis(key: str, values: Any, check_one) -> None:
     if not isinstance(values, (list, tuple)):
-        raise TypeError(f"{key} must be a list, got {values!r}")
+        raise TypeError(f"{key} must be a list, got {short_repr(values)}")
     if len(values) == 0:
         raise ValueError(f"{key} must not be empty")
     seen: set[tuple[type, Any]] = set()
@@ -183,55 +186,62 @@ def _check_axis(key: str, values: Any, check_one) -> None:
         check_one(value)
         tag = (type(value), value)  # 1 (a count) and 1.0 (the whole split) are different sizes
         if tag in seen:
-            raise ValueError(f"{key} has a duplicate value {value!r}")
+            raise ValueError(f"{key} has a duplicate value {short_repr(value)}")
         seen.add(tag)
 
 
 def _model_ok(v: Any) -> None:
     if v not in MODEL_NAMES:
-        raise ValueError(f"models: unknown model {v!r}; allowed: {', '.join(MODEL_NAMES)}")
+        raise ValueError(f"models: unknown model {short_repr(v)}; allowed: {', '.join(MODEL_NAMES)}")
 
 
 def _noise_ok(v: Any) -> None:
     if not is_number(v) or not 0.0 <= v <= 1.0:
-        raise ValueError(f"noise_fractions: each value must be in [0, 1], got {v!r}")
+        raise ValueError(f"noise_fractions: each value must be in [0, 1], got {short_repr(v)}")
 
 
 def _size_ok(v: Any) -> None:
     if not ((is_int(v) and v >= 1) or (isinstance(v, float) and 0.0 < v <= 1.0)):
-        raise ValueError(f"train_sizes: each value must be a count >= 1 or a fraction in (0, 1], got {v!r}")
+        raise ValueError(f"train_sizes: each value must be a count >= 1 or a fraction in (0, 1], got {short_repr(v)}")
 
 
 def _seed_ok(v: Any) -> None:
     if not is_int(v) or not 0 <= v <= MAX_SEED:
         raise ValueError(f"seeds: each value must be an integer in [0, 2**63 - 1] (the Parquet seed column "
-                         f"is int64), got {v!r}")
+                         f"is int64), got {short_repr(v)}")
 
 
 def _validate(s: ExperimentSpec) -> None:
-    if not isinstance(s.name, str) or not _NAME_RE.match(s.name):
+    if not isinstance(s.name, str) or not _NAME_RE.fullmatch(s.name):
         raise ValueError("name must be 1-64 characters of letters, digits, '.', '_' or '-', starting with a "
-                         f"letter or digit, got {s.name!r}")
+                         f"letter or digit, got {short_repr(s.name)}")
     if not isinstance(s.base, TrialConfig):
         raise TypeError(f"base must be a TrialConfig, got {type(s.base).__name__}")
     for key, check in zip(AXIS_KEYS, (_model_ok, _noise_ok, _size_ok, _seed_ok)):
         _check_axis(key, getattr(s, key), check)
     if not is_int(s.retries) or not 0 <= s.retries <= 100:
-        raise ValueError(f"retries must be an integer in [0, 100], got {s.retries!r}")
+        raise ValueError(f"retries must be an integer in [0, 100], got {short_repr(s.retries)}")
     if not is_number(s.cpus) or not 0 < s.cpus <= 1024:
-        raise ValueError(f"resources.cpus must be a number in (0, 1024], got {s.cpus!r}")
-    if not is_number(s.gpus) or s.gpus < 0 or (s.gpus > 1 and s.gpus != int(s.gpus)):
-        raise ValueError(f"resources.gpus must be 0, a fraction in (0, 1) or a whole number, got {s.gpus!r}")
+        raise ValueError(f"resources.cpus must be a number in (0, 1024], got {short_repr(s.cpus)}")
+    if not is_number(s.gpus) or not 0 <= s.gpus <= 1024 or (s.gpus > 1 and s.gpus != int(s.gpus)):
+        raise ValueError(f"resources.gpus must be 0, a fraction in (0, 1) or a whole number up to 1024, "
+                         f"got {short_repr(s.gpus)}")
+    for key in ("cpus", "gpus"):  # finer amounts would be rounded by Ray, or refused mid-run
+        value = getattr(s, key)
+        if abs(value / RAY_RESOURCE_STEP - round(value / RAY_RESOURCE_STEP)) > 1e-6:
+            raise ValueError(f"resources.{key} must be a multiple of {RAY_RESOURCE_STEP:g} (Ray's resource unit), "
+                             f"got {short_repr(value)}")
     if not is_int(s.max_concurrent) or s.max_concurrent < 0:
-        raise ValueError(f"max_concurrent must be an integer >= 0 (0 = no limit), got {s.max_concurrent!r}")
+        raise ValueError(f"max_concurrent must be an integer >= 0 (0 = no limit), got {short_repr(s.max_concurrent)}")
     if not isinstance(s.description, str):
-        raise TypeError(f"description must be a string, got {s.description!r}")
+        raise TypeError(f"description must be a string, got {short_repr(s.description)}")
 
 
 def spec_from_dict(data: dict[str, Any], *, source: str = "spec") -> ExperimentSpec:
     """Build a spec from parsed TOML/YAML, rejecting unknown keys (typos must not be ignored)."""
     if not isinstance(data, dict):
         raise ValueError(f"{source}: must be a table of keys, got {type(data).__name__}")
+    _check_keys_and_depth(data, source)
     unknown = sorted(set(data) - set(_TOP_KEYS), key=str)
     if unknown:
         raise ValueError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(_TOP_KEYS)}")
@@ -241,7 +251,7 @@ def spec_from_dict(data: dict[str, Any], *, source: str = "spec") -> ExperimentS
     for table, allowed in (("training", _TRAINING_KEYS), ("resources", _RESOURCE_KEYS)):
         sub = data.get(table, {})
         if not isinstance(sub, dict):
-            raise ValueError(f"{source}: [{table}] must be a table, got {sub!r}")
+            raise ValueError(f"{source}: [{table}] must be a table, got {short_repr(sub)}")
         bad = sorted(set(sub) - set(allowed), key=str)
         if bad:
             raise ValueError(f"{source}: unknown key(s) {', '.join(f'{table}.{k}' for k in bad)}; "
@@ -250,45 +260,99 @@ def spec_from_dict(data: dict[str, Any], *, source: str = "spec") -> ExperimentS
     seeds = flat.get("seeds", 3)
     if is_int(seeds):
         if not 1 <= seeds <= MAX_SEED_COUNT:
-            raise ValueError(f"{source}: seeds as a count must be in [1, {MAX_SEED_COUNT}], got {seeds!r}")
+            raise ValueError(f"{source}: seeds as a count must be in [1, {MAX_SEED_COUNT}], got {short_repr(seeds)}")
         flat["seeds"] = tuple(range(seeds))
     for key in AXIS_KEYS:
         if key in flat:
             if not isinstance(flat[key], (list, tuple)):
-                raise TypeError(f"{source}: {key} must be a list, got {flat[key]!r}")
+                raise TypeError(f"{source}: {key} must be a list, got {short_repr(flat[key])}")
             flat[key] = tuple(flat[key])
     trial_keys = set(spec_fields("top")) | set(_TRAINING_KEYS) | set(spec_fields("resources"))
     base = TrialConfig(**{k: v for k, v in flat.items() if k in trial_keys})
     return ExperimentSpec(base=base, **{k: v for k, v in flat.items() if k not in trial_keys})
 
 
+def _check_keys_and_depth(data: Any, source: str) -> None:
+    """Every mapping key a string, nesting at most MAX_SPEC_DEPTH deep (walked iteratively: a
+    hostile file must not reach Python's recursion limit here either)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_SPEC_DEPTH:
+            raise ValueError(f"{source}: nested more than {MAX_SPEC_DEPTH} levels deep; a spec's values are "
+                             "numbers, strings and lists of them")
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"{source}: keys must be strings, got the key {short_repr(key)}")
+                stack.append((value, depth + 1))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((value, depth + 1) for value in node)
+
+
+def _yaml_without_aliases(text: str) -> Any:
+    """``yaml.safe_load`` that refuses anchors and aliases: a spec needs none, and a few hundred bytes
+    of nested aliases expand into a value of billions of elements."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError("aliases (*name) are not allowed in a spec")
+            return super().compose_node(parent, index)
+
+    loader = Loader(text)  # a SafeLoader: plain data only, never Python objects or code
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _read_text(path: Path) -> str:
+    size = path.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise ValueError(f"{path}: {size:,} bytes; a spec file is at most {MAX_SPEC_BYTES:,} bytes")
+    raw = path.read_bytes()
+    if raw.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        raise ValueError(f"{path}: starts with a byte-order mark; save it as UTF-8 without one")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                         "save it as UTF-8") from None
+
+
 def load_spec(path: str | Path) -> ExperimentSpec:
-    """Read a spec file: ``.toml`` (tomllib) or ``.yaml``/``.yml`` (yaml.safe_load)."""
+    """Read a spec file: ``.toml`` (tomllib) or ``.yaml``/``.yml`` (``yaml.SafeLoader``, no aliases)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"spec file not found: {path}")
-    text = path.read_text(encoding="utf-8")
     suffix = path.suffix.lower()
-    if suffix == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML: {exc}") from None
-    elif suffix in (".yaml", ".yml"):
-        import yaml
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise ValueError(f"spec file must end in .toml, .yaml or .yml, got {short_repr(path.name)}")
+    text = _read_text(path)
+    try:
+        if suffix == ".toml":
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                raise ValueError(f"{path}: not valid TOML: {exc}") from None
+        else:
+            import yaml
 
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    else:
-        raise ValueError(f"spec file must end in .toml, .yaml or .yml, got {path.name!r}")
+            try:
+                data = _yaml_without_aliases(text)
+            except yaml.YAMLError as exc:
+                raise ValueError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:300]}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: nested more than {MAX_SPEC_DEPTH} levels deep; a spec's values are "
+                         "numbers, strings and lists of them") from None
     return spec_from_dict(data, source=str(path))
 
 
 def load_preset(name: str) -> ExperimentSpec:
     """A spec shipped with the package (sweep/distributed/presets/<name>.toml)."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
+        raise ValueError(f"unknown preset {short_repr(name)}; allowed: {', '.join(PRESETS)}")
     text = (PRESET_DIR / f"{name}.toml").read_text(encoding="utf-8")
     return spec_from_dict(tomllib.loads(text), source=f"preset {name}")

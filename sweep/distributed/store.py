@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sweep.contract import CONFUSION_SCHEMA, FAILED_DIR, PROBS_SCHEMA, RESULT_DIRS, TRIALS_SCHEMA
+from sweep.contract import (CONFUSION_SCHEMA, FAILED_DIR, PROBS_SCHEMA, RESULT_DIRS, TRIALS_SCHEMA,
+                            results_folder_around)
 from sweep.distributed import fault_hooks
 
 DIRS = RESULT_DIRS  # confusion, probs, trials
@@ -66,6 +68,16 @@ def open_output(out: str) -> Output:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise ValueError(f"cannot use output location {out!r}: {exc}") from None
     return Output(uri=out.rstrip("/"), fs=fs, root=root.rstrip("/"))
+
+
+def check_not_inside_results(out: Output) -> None:
+    """Refuse an OUT inside another sweep's data folders: its files would be read as that sweep's."""
+    if not out.is_local:
+        return
+    around = results_folder_around(out.root)
+    if around is not None:
+        raise ValueError(f"--out {out.root} is inside the {around[1]}/ folder of the results folder {around[0]}; "
+                         "its files would break that sweep's readers: choose a folder outside it")
 
 
 class OutputNotWritableError(ValueError):
@@ -267,8 +279,25 @@ def read_failed(out: Output) -> dict[str, dict[str, Any]]:
 # ---- reading what is done ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class DoneScan:
-    done: frozenset[str]  # trial_ids whose trials row and confusion file both open
-    corrupt: tuple[str, ...]  # paths (on OUT's filesystem) of files that do not open as Parquet
+    done: frozenset[str]  # trial_ids whose trials row and confusion file both read
+    corrupt: tuple[str, ...]  # paths (on OUT's filesystem) of result files that do not read as Parquet
+    stray: tuple[str, ...] = ()  # paths of files in result folders that no sweep writes (notes, swap files)
+
+
+_RESULT_NAME = re.compile(r"[0-9a-f]{16}\.parquet")  # <trial_id>.parquet, as contract.trial_id names them
+
+
+def _stray(out: Output) -> list[str]:
+    """Files in OUT's result folders that are neither a trial's file nor hidden (pyarrow skips names
+    starting with '.' or '_'; anything else there breaks pd.read_parquet of the folder)."""
+    found = []
+    for directory in DIRS:
+        for info in _list(out, directory):
+            name = info.base_name
+            if name.startswith((".", "_")) or (info.type == pafs.FileType.File and _RESULT_NAME.fullmatch(name)):
+                continue
+            found.append(info.path)
+    return found
 
 
 def _list(out: Output, directory: str) -> list[pafs.FileInfo]:
@@ -282,23 +311,25 @@ def _visible_ids(out: Output, directory: str) -> dict[str, str]:
     return {
         info.base_name[: -len(".parquet")]: info.path
         for info in _list(out, directory)
-        if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
-        and not info.base_name.startswith((".", "_"))
+        if info.type == pafs.FileType.File and _RESULT_NAME.fullmatch(info.base_name)
     }
 
 
 def _opens(out: Output, path: str) -> bool:
+    """True when the file reads as Parquet to its last value: footer, then every data page (a file
+    whose pages are damaged but whose footer is intact fails here too, not in the reader later)."""
     try:
         with out.fs.open_input_file(path) as fh:
-            pq.ParquetFile(fh).metadata  # reads the footer: a truncated file fails here
+            pq.ParquetFile(fh).read(use_threads=False)
         return True
-    except Exception:  # any failure to open means "not a result": the trial is rerun
+    except Exception:  # any failure to read means "not a result": the trial is rerun
         return False
 
 
 def scan_done(out: Output, *, validate: bool = True) -> DoneScan:
     """Which trials are done: a ``trials/`` file exists (the marker) and, if validating, it and the
-    trial's confusion file open as Parquet. Files that do not open are reported in ``corrupt``."""
+    trial's confusion file read as Parquet. Files that do not read are reported in ``corrupt``,
+    files that no sweep writes in ``stray``."""
     trials = _visible_ids(out, "trials")
     if not validate:
         return DoneScan(frozenset(trials), ())
@@ -312,7 +343,7 @@ def scan_done(out: Output, *, validate: bool = True) -> DoneScan:
         tid for tid, path in trials.items()
         if ok[path] and tid in confusion and ok[confusion[tid]] and ok.get(probs.get(tid, ""), True)
     )
-    return DoneScan(done, corrupt)
+    return DoneScan(done, corrupt, tuple(sorted(_stray(out))))
 
 
 def read_trial_rows(out: Output, trial_ids: list[str], *, columns: list[str]) -> list[dict[str, Any]]:

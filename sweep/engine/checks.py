@@ -7,6 +7,7 @@ JSON ``true`` would otherwise pass as 1), and NaN is not a number (it passes no 
 from __future__ import annotations
 
 import math
+import reprlib
 from typing import Any
 
 
@@ -18,6 +19,18 @@ def is_int(value: Any) -> bool:
 def is_number(value: Any) -> bool:
     """An int or a float that is not a bool and not NaN (infinities pass: ranges decide)."""
     return is_int(value) or (isinstance(value, float) and not math.isnan(value))
+
+
+_SHORT = reprlib.Repr()  # Python 3.11's Repr takes no arguments; these bound nesting and lengths
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 3, 8, 8, 8
+_SHORT.maxstring = _SHORT.maxother = 80
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error message must stay one short line even
+    when the value is a huge list (a YAML alias bomb, a pasted matrix)."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def is_finite(value: Any) -> bool:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from sweep.contract import trial_id as hash_identity
-from sweep.engine.checks import is_finite, is_int, is_number
+from sweep.engine.checks import is_finite, is_int, is_number, short_repr
 from sweep.engine.datasets import SPEC_FORMS
 from sweep.engine.noise import NOISE_MODES
 from sweep.engine.recipes import BATCHNORM_MODELS, MODEL_NAMES, batchnorm_message
@@ -36,6 +36,8 @@ from sweep.engine.subsets import SUBSET_MODES
 
 DEVICES = ("auto", "cpu", "cuda")
 AXES = ("model", "noise_fraction", "train_size", "seed")  # what a grid varies; the rest a spec fixes
+MAX_EPOCHS = 100_000  # more is a typo (and the int64 epochs column must hold it)
+MAX_BATCH_SIZE = 1_000_000  # examples per step
 
 
 def _meta(identity: str | None = None, spec: str | None = None) -> dict[str, Any]:
@@ -127,37 +129,39 @@ def spec_fields(table: str) -> tuple[str, ...]:
 
 def _validate(c: TrialConfig) -> None:
     if not isinstance(c.dataset, str) or not c.dataset.strip():
-        raise TypeError(f"dataset must be a non-empty string ({' | '.join(SPEC_FORMS)}), got {c.dataset!r}")
+        raise TypeError(f"dataset must be a non-empty string ({' | '.join(SPEC_FORMS)}), got {short_repr(c.dataset)}")
     if not isinstance(c.model, str):
-        raise TypeError(f"model must be a string, got {c.model!r}")
+        raise TypeError(f"model must be a string, got {short_repr(c.model)}")
     if c.model not in MODEL_NAMES:
-        raise ValueError(f"unknown model {c.model!r}; allowed: {', '.join(MODEL_NAMES)}")
+        raise ValueError(f"unknown model {short_repr(c.model)}; allowed: {', '.join(MODEL_NAMES)}")
     if c.noise_mode not in NOISE_MODES:
-        raise ValueError(f"unknown noise mode {c.noise_mode!r}; allowed: {', '.join(NOISE_MODES)}")
+        raise ValueError(f"unknown noise mode {short_repr(c.noise_mode)}; allowed: {', '.join(NOISE_MODES)}")
     if not is_number(c.noise_fraction) or not 0.0 <= c.noise_fraction <= 1.0:
-        raise ValueError(f"noise_fraction must be in [0, 1], got {c.noise_fraction!r}")
+        raise ValueError(f"noise_fraction must be in [0, 1], got {short_repr(c.noise_fraction)}")
     if c.train_size is not None:
         if not is_int(c.train_size) and not isinstance(c.train_size, float):
-            raise TypeError(f"train_size must be an int count or a float fraction, got {c.train_size!r}")
+            raise TypeError(f"train_size must be an int count or a float fraction, got {short_repr(c.train_size)}")
         if (c.train_size < 1) if is_int(c.train_size) else not 0.0 < c.train_size <= 1.0:
-            raise ValueError(f"train_size must be a count >= 1 or a fraction in (0, 1], got {c.train_size!r}")
+            raise ValueError(f"train_size must be a count >= 1 or a fraction in (0, 1], got {short_repr(c.train_size)}")
     if not is_int(c.seed) or c.seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {c.seed!r}")
+        raise ValueError(f"seed must be an integer >= 0, got {short_repr(c.seed)}")
     if c.subset_mode not in SUBSET_MODES:
-        raise ValueError(f"unknown subset mode {c.subset_mode!r}; allowed: {', '.join(SUBSET_MODES)}")
+        raise ValueError(f"unknown subset mode {short_repr(c.subset_mode)}; allowed: {', '.join(SUBSET_MODES)}")
     for name, mode in NOISE_MODES.items():
         param = mode.param
         if param is None:
             continue
         value = getattr(c, param.field)
         if value is not None and c.noise_mode != name:
-            raise ValueError(f"{param.field} is only used with noise_mode {name!r}, got noise_mode {c.noise_mode!r}")
+            raise ValueError(f"{param.field} is only used with noise_mode {short_repr(name)}, got noise_mode {short_repr(c.noise_mode)}")
         if c.noise_mode == name and value is None and param.default is None and c.noise_fraction > 0:
-            raise ValueError(f"noise_mode {name!r} needs {param.field} ({param.what})")
-    for name in ("epochs", "batch_size"):
+            raise ValueError(f"noise_mode {short_repr(name)} needs {param.field} ({param.what})")
+    for name, high in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE)):
         value = getattr(c, name)
         if value is not None and (not is_int(value) or value < 1):
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            raise ValueError(f"{name} must be an integer >= 1, got {short_repr(value)}")
+        if value is not None and value > high:
+            raise ValueError(f"{name} must be at most {high:,}, got {short_repr(value)}")
     if c.model in BATCHNORM_MODELS:  # a fraction that selects one example is caught by sweep.engine.fit
         for name in ("train_size", "batch_size"):
             if is_int(getattr(c, name)) and getattr(c, name) == 1:
@@ -167,16 +171,16 @@ def _validate(c: TrialConfig) -> None:
         if value is None:
             continue
         if isinstance(value, float) and not math.isfinite(value):  # NaN passes no comparison; inf passes "> 0"
-            raise ValueError(f"{name} must be a finite number {low}, got {value!r}")
+            raise ValueError(f"{name} must be a finite number {low}, got {short_repr(value)}")
         if not is_finite(value) or not bound(value):
-            raise ValueError(f"{name} must be a number {low}, got {value!r}")
+            raise ValueError(f"{name} must be a number {low}, got {short_repr(value)}")
     if c.augment is not None and not isinstance(c.augment, bool):
-        raise TypeError(f"augment must be true, false or unset, got {c.augment!r}")
+        raise TypeError(f"augment must be true, false or unset, got {short_repr(c.augment)}")
     if c.device not in DEVICES:
-        raise ValueError(f"unknown device {c.device!r}; allowed: {', '.join(DEVICES)}")
+        raise ValueError(f"unknown device {short_repr(c.device)}; allowed: {', '.join(DEVICES)}")
     if c.num_threads is not None and (not is_int(c.num_threads) or c.num_threads < 1):
-        raise ValueError(f"num_threads must be an integer >= 1, got {c.num_threads!r}")
+        raise ValueError(f"num_threads must be an integer >= 1, got {short_repr(c.num_threads)}")
     if not isinstance(c.keep_probs, bool):
-        raise TypeError(f"keep_probs must be true or false, got {c.keep_probs!r}")
+        raise TypeError(f"keep_probs must be true or false, got {short_repr(c.keep_probs)}")
     if c.data_dir is not None and not isinstance(c.data_dir, str):
-        raise TypeError(f"data_dir must be a string, got {c.data_dir!r}")
+        raise TypeError(f"data_dir must be a string, got {short_repr(c.data_dir)}")

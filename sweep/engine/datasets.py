@@ -229,7 +229,8 @@ def _write_cache(path: Path, dataset: ImageDataset) -> None:
             os.unlink(tmp)
             raise
     except OSError as exc:  # a read-only or full disk costs speed, not correctness
-        warnings.warn(f"could not write dataset cache {path}: {exc}", stacklevel=3)
+        warnings.warn(f"could not write the dataset cache {path} ({exc.strerror or exc}), so the dataset is "
+                      "decoded again in every new process; set SWEEP_CACHE_DIR to a writable folder", stacklevel=3)
 
 
 # --- specs -> (kind, source identity, decoder) -----------------------------------------------

@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from sweep.engine.checks import is_number
+from sweep.engine.checks import is_number, short_repr
 from sweep.engine.rng import numpy_stream
 
 # Customary asymmetric CIFAR-10 flips (Patrini et al., 2017): source class -> target class.
@@ -121,7 +121,7 @@ class NoiseParam:
 
 def _normalize_pairs(pairs: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(pairs, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
-        raise ValueError(f"noise_pairs must be a list of (source, target) pairs, got {pairs!r}")
+        raise ValueError(f"noise_pairs must be a list of (source, target) pairs, got {short_repr(pairs)}")
     if len(pairs) == 0:
         raise ValueError(f"noise_pairs must name at least one source:target pair, got {list(pairs)}; "
                          "leave it unset for CIFAR-10's customary pairs")
@@ -134,7 +134,7 @@ def parse_pairs(text: str) -> tuple[tuple[str, str], ...]:
     for item in text.split(","):
         source, sep, target = item.strip().partition(":")
         if not sep or not source or not target:
-            raise ValueError(f"noise pairs must look like 'cat:dog,truck:automobile', got {item!r}")
+            raise ValueError(f"noise pairs must look like 'cat:dog,truck:automobile', got {short_repr(item)}")
         pairs.append((source, target))
     return tuple(pairs)
 
@@ -146,11 +146,11 @@ def check_pairs(pairs: Sequence[tuple[str, str]], classes: Sequence[str]) -> lis
     for source, target in pairs:
         for name in (source, target):
             if name not in index:
-                raise ValueError(f"noise pair {source!r}->{target!r} names unknown class {name!r}; allowed: {', '.join(classes)}")
+                raise ValueError(f"noise pair {short_repr(source)}->{short_repr(target)} names unknown class {short_repr(name)}; allowed: {', '.join(classes)}")
         if source == target:
-            raise ValueError(f"noise pair {source!r}->{target!r} maps a class to itself")
+            raise ValueError(f"noise pair {short_repr(source)}->{short_repr(target)} maps a class to itself")
         if source in seen:
-            raise ValueError(f"noise pairs list source class {source!r} twice; each class flips to one target")
+            raise ValueError(f"noise pairs list source class {short_repr(source)} twice; each class flips to one target")
         seen.add(source)
         out.append((index[source], index[target]))
     return out
@@ -160,7 +160,7 @@ def _normalize_matrix(rows: Any) -> tuple[tuple[float, ...], ...]:
     if (not isinstance(rows, (list, tuple)) or not rows
             or not all(isinstance(r, (list, tuple)) and len(r) == len(rows) for r in rows)
             or not all(is_number(v) for r in rows for v in r)):
-        raise ValueError(f"noise_matrix must be a square list of rows of numbers (K x K), got {rows!r}")
+        raise ValueError(f"noise_matrix must be a square list of rows of numbers (K x K), got {short_repr(rows)}")
     return tuple(tuple(float(v) for v in row) for row in rows)
 
 
@@ -193,7 +193,7 @@ def check_matrix(matrix: Sequence[Sequence[float]], num_classes: int) -> np.ndar
     try:
         t = np.asarray(matrix, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"noise matrix must be a K x K array of numbers, got {matrix!r}") from None
+        raise ValueError(f"noise matrix must be a K x K array of numbers, got {short_repr(matrix)}") from None
     if t.shape != (num_classes, num_classes):
         raise ValueError(f"noise matrix must be {num_classes} x {num_classes} (K x K), got shape {t.shape}")
     if not np.all(np.isfinite(t)) or np.any(t < 0):
@@ -256,14 +256,14 @@ def make_noisy_labels(
     ``param`` is the mode's resolved parameter (:func:`resolve_param`).
     """
     if mode not in NOISE_MODES:
-        raise ValueError(f"unknown noise mode {mode!r}; allowed: {', '.join(NOISE_MODES)}")
+        raise ValueError(f"unknown noise mode {short_repr(mode)}; allowed: {', '.join(NOISE_MODES)}")
     if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"noise_fraction must be in [0, 1], got {fraction!r}")
+        raise ValueError(f"noise_fraction must be in [0, 1], got {short_repr(fraction)}")
     if num_classes < 2:
         raise ValueError(f"label noise needs at least 2 classes, got {num_classes}")
     spec = NOISE_MODES[mode]
     if spec.param is not None and param is None and fraction > 0:
-        raise ValueError(f"noise mode {mode!r} needs {spec.param.field} ({spec.param.what})")
+        raise ValueError(f"noise mode {short_repr(mode)} needs {spec.param.field} ({spec.param.what})")
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
     if example_ids is None:

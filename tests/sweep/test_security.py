@@ -71,7 +71,9 @@ def test_a_yaml_spec_with_python_tags_is_rejected_not_executed(tmp_path, payload
 def test_spec_files_are_parsed_with_safe_loaders_only():
     tree = ast.parse((REPO / "sweep/distributed/spec.py").read_text())
     yaml_calls = {call_name(c) for c in calls(tree) if call_name(c).startswith("yaml.")}
-    assert yaml_calls == {"yaml.safe_load"}
+    assert yaml_calls <= {"yaml.YAMLError"}  # no yaml.load / full_load / unsafe_load anywhere
+    loaders = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "Loader"]
+    assert [ast.unparse(b) for n in loaders for b in n.bases] == ["yaml.SafeLoader"]
     for path in ["sweep/distributed/spec.py", "sweep/distributed/experiment_record.py", "sweep/distributed/driver.py",
                  "sweep/cli.py"]:
         source = (REPO / path).read_text()

@@ -68,7 +68,7 @@ def test_more_seeds_runs_only_the_new_ones_and_a_corrupt_trial_again(smoke_run, 
     del before[corrupt.name]
     assert sweep_main(["run", smoke_run["spec"], "--out", out, "--seeds", "3"]) == 0
     err = capfd.readouterr().err
-    assert f"{corrupt} does not open as Parquet; its trial will be rerun" in err
+    assert f"{corrupt} does not read as Parquet; moved to _corrupt/, its trial will be rerun" in err
     assert "12 trials, 7 already done, 5 to run" in err and "12/12 trials done (5 now, 7 before)" in err
     after = mtimes(out)
     assert len(after) == 12 and {k: after[k] for k in before} == before  # old trials untouched
