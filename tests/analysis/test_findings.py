@@ -132,7 +132,7 @@ def test_seeds_needed_is_the_paired_z_formula():
 @pytest.mark.parametrize("option, value, message", [
     ("alpha", 1.5, r"alpha must be in \(0, 1\), got 1.5"),
     ("top_confusions", 0, "top_confusions must be a positive integer, got 0"),
-    ("n_boot", 10, "n_boot must be an integer >= 100, got 10"),
+    ("n_boot", 10, r"n_boot must be an integer in \[100, 100,000\], got 10"),
 ])
 def test_bad_options_name_the_value(small, option, value, message):
     with pytest.raises(ValueError, match=message):

@@ -112,7 +112,7 @@ def test_reading_a_hostile_results_folder_unpickles_nothing(tmp_path, monkeypatc
     out = tmp_path / "out"
     for folder in ("trials", "confusion", "failed"):
         (out / folder).mkdir(parents=True)
-        (out / folder / "x.parquet").write_bytes(pickle.dumps(Evil()))  # a pickle where Parquet belongs
+        (out / folder / "0123456789abcdef.parquet").write_bytes(pickle.dumps(Evil()))  # a pickle where Parquet belongs
     (out / "failed" / "x.json").write_bytes(pickle.dumps(Evil()))
     (out / "experiment.json").write_bytes(pickle.dumps(Evil()))
 
