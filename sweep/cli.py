@@ -23,7 +23,7 @@ from sweep.engine.config import DEVICES, TrialConfig
 from sweep.engine.datasets import SPEC_FORMS
 from sweep.engine.malloc_tuning import enabled as malloc_tuning_enabled
 from sweep.engine.noise import NOISE_MODES
-from sweep.engine.recipes import MODEL_NAMES
+from sweep.engine.recipes import MODEL_NAMES, SCHEDULES
 from sweep.engine.subsets import SUBSET_MODES
 
 DATASET_HELP = " | ".join(f"{form} (offline default)" if form == "digits" else form for form in SPEC_FORMS)
@@ -95,6 +95,15 @@ def _add_trial_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(default: the model's recipe)")
     p.add_argument("--lr", type=float, metavar="LR", help="peak learning rate, > 0 (default: the model's recipe)")
     p.add_argument("--weight-decay", type=float, metavar="WD", help="L2 coefficient, >= 0 (default: the model's recipe)")
+    p.add_argument("--schedule", choices=SCHEDULES,
+                   help="learning rate after the warm-up: constant, cosine to 0, or triangle (a line to 0) "
+                        "(default: the model's recipe)")
+    p.add_argument("--warmup", type=float, metavar="W",
+                   help="share of the steps spent warming the learning rate up from 0, in [0, 1) "
+                        "(default: the model's recipe)")
+    p.add_argument("--ema", type=float, metavar="D",
+                   help="evaluate a moving average of the weights with this decay per step, in [0, 1); "
+                        "0 = off (default: the model's recipe)")
     p.add_argument("--augment", choices=("on", "off"), help="random crop + flip (default: on, off for digits)")
     p.add_argument("--device", default="auto", choices=DEVICES, help="where to train")
     p.add_argument("--threads", type=int, default=None, metavar="T",
@@ -138,6 +147,7 @@ def _trial_command(args: argparse.Namespace) -> int:
         dataset=args.dataset, model=args.model, noise_mode=args.noise_mode, noise_fraction=args.noise,
         train_size=args.train_size, seed=args.seed, subset_mode=args.subset_mode, **params,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        schedule=args.schedule, warmup=args.warmup, ema=args.ema,
         augment=None if args.augment is None else args.augment == "on",
         device=args.device, num_threads=args.threads, data_dir=args.data_dir,
     )

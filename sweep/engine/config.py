@@ -31,7 +31,7 @@ from sweep.contract import trial_id as hash_identity
 from sweep.engine.checks import is_finite, is_int, is_number, short_repr
 from sweep.engine.datasets import SPEC_FORMS
 from sweep.engine.noise import NOISE_MODES
-from sweep.engine.recipes import BATCHNORM_MODELS, MODEL_NAMES, batchnorm_message
+from sweep.engine.recipes import BATCHNORM_MODELS, MODEL_NAMES, SCHEDULES, batchnorm_message
 from sweep.engine.subsets import SUBSET_MODES
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -73,6 +73,10 @@ class TrialConfig:
     lr: float | None = field(default=None, metadata=_meta("always", "training"))  # peak learning rate, finite, > 0
     weight_decay: float | None = field(default=None, metadata=_meta("always", "training"))  # L2, finite, >= 0
     augment: bool | None = field(default=None, metadata=_meta("always", "training"))  # crop + flip; None = dataset default
+    # Added after results existed: part of the id only when set, so every earlier trial keeps its id.
+    schedule: str | None = field(default=None, metadata=_meta("when_set", "training"))  # one of SCHEDULES
+    warmup: float | None = field(default=None, metadata=_meta("when_set", "training"))  # share of steps, [0, 1)
+    ema: float | None = field(default=None, metadata=_meta("when_set", "training"))  # weight EMA decay per step, [0, 1); 0 = off
     # Resources and outputs: not part of the trial's identity.
     device: str = field(default="auto", metadata=_meta(spec="resources"))  # one of DEVICES; auto = CUDA if present
     num_threads: int | None = field(default=None, metadata=_meta())  # torch CPU threads, >= 1; None = torch's
@@ -174,6 +178,12 @@ def _validate(c: TrialConfig) -> None:
             raise ValueError(f"{name} must be a finite number {low}, got {short_repr(value)}")
         if not is_finite(value) or not bound(value):
             raise ValueError(f"{name} must be a number {low}, got {short_repr(value)}")
+    if c.schedule is not None and c.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {short_repr(c.schedule)}; allowed: {', '.join(SCHEDULES)}")
+    for name, text in (("warmup", "a share of the steps in [0, 1)"), ("ema", "a decay per step in [0, 1), 0 = off")):
+        value = getattr(c, name)
+        if value is not None and (not is_finite(value) or not 0 <= value < 1):
+            raise ValueError(f"{name} must be {text}, got {short_repr(value)}")
     if c.augment is not None and not isinstance(c.augment, bool):
         raise TypeError(f"augment must be true, false or unset, got {short_repr(c.augment)}")
     if c.device not in DEVICES:

@@ -25,11 +25,19 @@ class Recipe:
     weight_decay: float = 0.0  # L2 coefficient (plain torch.optim semantics)
     momentum: float = 0.9  # SGD only
     nesterov: bool = False  # SGD only
-    schedule: str = "constant"  # "constant" | "triangle" (linear warm-up then linear decay to 0) | "cosine"
-    warmup: float = 0.0  # share of all steps spent warming up, for "triangle"
+    schedule: str = "constant"  # one of SCHEDULES: the learning rate after the warm-up
+    warmup: float = 0.0  # share of all steps spent warming up linearly from 0, in [0, 1)
     label_smoothing: float = 0.0  # cross-entropy label smoothing, in [0, 1)
     tta: bool = False  # average predictions over the image and its mirror at test time
     batchnorm: bool = False  # has BatchNorm layers: a training batch needs at least 2 examples
+    ema: float = 0.0  # decay per optimizer step of an exponential moving average of the weights,
+    # which is what gets evaluated; 0 = off (the last step's weights)
+
+
+# The learning rate after the warm-up, as a share of the peak: constant; cosine to 0; triangle, a
+# straight line to 0 (with a warm-up, the speed-run records' triangle).
+SCHEDULES = ("constant", "cosine", "triangle")
+RECIPE_OVERRIDES = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup", "ema")  # TrialConfig fields
 
 
 RECIPES: dict[str, Recipe] = {
@@ -66,6 +74,5 @@ def batchnorm_message(model: str, got: str) -> str:
 
 def recipe_for(config: "TrialConfig") -> Recipe:
     """The model's default recipe with the config's overrides applied."""
-    overrides = {name: getattr(config, name) for name in ("epochs", "batch_size", "lr", "weight_decay")
-                 if getattr(config, name) is not None}
+    overrides = {name: getattr(config, name) for name in RECIPE_OVERRIDES if getattr(config, name) is not None}
     return replace(RECIPES[config.model], **overrides)

@@ -81,16 +81,18 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
 
 
 def lr_factor(recipe: Recipe, step: int, total: int) -> float:
-    """Multiplier of the peak learning rate at optimizer step ``step`` of ``total``."""
+    """Multiplier of the peak learning rate at optimizer step ``step`` of ``total``: a linear warm-up
+    over the first ``recipe.warmup`` of the steps, then the schedule over the rest."""
     progress = step / max(1, total)
+    if recipe.warmup > 0 and progress < recipe.warmup:
+        return progress / recipe.warmup
+    after = (progress - recipe.warmup) / (1 - recipe.warmup)  # 0 -> 1 over the steps after the warm-up
     if recipe.schedule == "constant":
         return 1.0
     if recipe.schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * progress))
+        return 0.5 * (1 + math.cos(math.pi * after))
     if recipe.schedule == "triangle":
-        if recipe.warmup > 0 and progress < recipe.warmup:
-            return progress / recipe.warmup
-        return max(0.0, (1 - progress) / (1 - recipe.warmup))
+        return max(0.0, 1 - after)
     raise ValueError(f"unknown schedule {recipe.schedule!r}; allowed: constant, cosine, triangle")
 
 
@@ -122,6 +124,10 @@ def train_model(
     memory_format = torch.channels_last
     model.to(memory_format=memory_format)
     optimizer = make_optimizer(model, recipe)
+    # The weights' moving average, buffers included (BatchNorm statistics), when the recipe asks.
+    average = (torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema), use_buffers=True)
+        if recipe.ema > 0 else None)
     model.train()
     step, started, last_loss = 0, time.perf_counter(), float("nan")
     for epoch in range(recipe.epochs):
@@ -143,11 +149,15 @@ def train_model(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update_parameters(model)
             loss_sum += loss.detach()
             step += 1
         last_loss = float(loss_sum) / max(1, steps_per_epoch)  # one host sync per epoch
         if on_epoch is not None:
             on_epoch(epoch + 1, recipe.epochs, last_loss, time.perf_counter() - started)
+    if average is not None:  # what gets evaluated is the average
+        model.load_state_dict(average.module.state_dict())
     return last_loss
 
 

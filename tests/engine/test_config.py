@@ -39,6 +39,11 @@ def test_int_noise_fraction_is_normalized_so_ids_match():
         ({"seed": 1.0}, ValueError, "seed must be an integer"),
         ({"subset_mode": "balanced"}, ValueError, "unknown subset mode 'balanced'"),
         ({"epochs": 0}, ValueError, "epochs must be an integer >= 1, got 0"),
+        ({"epochs": 10**10}, ValueError, "epochs must be at most 100,000, got 10000000000"),
+        ({"schedule": "step"}, ValueError, "unknown schedule 'step'; allowed: constant, cosine, triangle"),
+        ({"warmup": 1.0}, ValueError, r"warmup must be a share of the steps in \[0, 1\), got 1.0"),
+        ({"ema": float("nan")}, ValueError, r"ema must be a decay per step in \[0, 1\), 0 = off, got nan"),
+        ({"ema": "0.9"}, ValueError, "ema must be a decay per step"),
         ({"lr": 0}, ValueError, "lr must be a number > 0"),
         ({"device": "tpu"}, ValueError, "unknown device 'tpu'"),
         ({"num_threads": 0}, ValueError, "num_threads must be an integer >= 1"),
@@ -86,3 +91,14 @@ def test_batch_of_one_is_fine_without_batchnorm_and_a_whole_split_fraction_is_no
 
 def test_unset_noise_pairs_still_means_the_customary_pairs():
     assert TrialConfig(noise_mode="pairs", noise_pairs=None).noise_pairs is None
+
+
+def test_recipe_settings_added_later_leave_every_earlier_trial_id_alone():
+    """schedule, warmup and ema enter the id only when set: results written before they existed
+    keep their names, and setting one makes a different trial."""
+    plain = TrialConfig(noise_fraction=0.2, seed=3)
+    assert "schedule" not in plain.identity() and plain.trial_id == TrialConfig(noise_fraction=0.2, seed=3).trial_id
+    ids = {plain.trial_id, plain.replace(schedule="cosine").trial_id, plain.replace(warmup=0.2).trial_id,
+           plain.replace(ema=0.99).trial_id, plain.replace(schedule="cosine", warmup=0.2).trial_id}
+    assert len(ids) == 5
+    assert plain.replace(ema=0.99).identity()["ema"] == 0.99

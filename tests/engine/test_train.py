@@ -46,3 +46,38 @@ def test_schedules_start_peak_and_end_where_documented(name):
         assert factors[0] == 1.0 and factors[-1] == pytest.approx(0, abs=1e-9)
     if recipe.schedule == "constant":
         assert set(factors) == {1.0}
+
+
+def test_a_warm_up_comes_before_any_schedule_and_the_decay_spans_the_rest():
+    from dataclasses import replace
+
+    cosine = replace(RECIPES["blog_cnn"], schedule="cosine", warmup=0.2)
+    assert lr_factor(cosine, 0, 100) == 0.0 and lr_factor(cosine, 10, 100) == pytest.approx(0.5)
+    assert lr_factor(cosine, 20, 100) == pytest.approx(1.0)
+    assert lr_factor(cosine, 60, 100) == pytest.approx(0.5)  # halfway through the 80 steps after it
+    assert lr_factor(cosine, 100, 100) == pytest.approx(0.0, abs=1e-12)
+    constant = replace(RECIPES["blog_cnn"], warmup=0.5)
+    assert [lr_factor(constant, s, 10) for s in (0, 4, 5, 9)] == [0.0, 0.8, 1.0, 1.0]
+
+
+def test_ema_evaluates_the_moving_average_of_the_weights():
+    """With ``ema`` the trained model holds the average the recipe asks for, not the last step's weights."""
+    from dataclasses import replace
+
+    from sweep.engine.models import build_model
+    from sweep.engine.train import train_model
+
+    def trained(ema: float, steps_seen: list | None = None):
+        torch.manual_seed(0)
+        model = build_model("blog_cnn", (1, 8, 8), 3)
+        images = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+        labels = torch.randint(0, 3, (64,), generator=torch.Generator().manual_seed(2))
+        recipe = replace(RECIPES["blog_cnn"], epochs=3, batch_size=16, ema=ema)
+        mean, std = torch.full((1, 1, 1, 1), 0.5), torch.full((1, 1, 1, 1), 0.25)
+        train_model(model, images, labels, recipe=recipe, mean=mean, std=std, augment=False,
+                    generator=torch.Generator().manual_seed(3))
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    last, averaged, barely = trained(0.0), trained(0.9), trained(1e-9)
+    assert not torch.allclose(last, averaged)  # the average lags the last step
+    torch.testing.assert_close(barely, last, rtol=0, atol=1e-6)  # a decay of ~0 keeps the last weights

@@ -192,3 +192,15 @@ def test_a_spec_is_validated_without_building_its_grid():
                        seeds=tuple(range(5)))
     with pytest.raises(ValueError, match="fast_cnn has BatchNorm layers"):
         ExperimentSpec(name="a", models=("blog_cnn", "fast_cnn"), train_sizes=(100, 1))
+
+
+def test_recipe_settings_of_a_spec_reach_every_trial_and_name_a_different_experiment():
+    base = {"name": "r", "noise_fractions": [0.0, 0.4], "seeds": 2}
+    plain = spec_from_dict(base)
+    tuned = spec_from_dict({**base, "training": {"schedule": "triangle", "warmup": 0.2, "ema": 0.99}})
+    assert all((t.schedule, t.warmup, t.ema) == ("triangle", 0.2, 0.99) for t in tuned.trials())
+    assert tuned.identity() != plain.identity() and tuned.identity()["schedule"] == "triangle"
+    assert "schedule" not in plain.identity()  # the experiments of every earlier spec are unchanged
+    assert spec_from_dict(tuned.to_dict()) == tuned
+    with pytest.raises(ValueError, match=r"warmup must be a share of the steps in \[0, 1\), got 1.5"):
+        spec_from_dict({**base, "training": {"warmup": 1.5}})
