@@ -274,16 +274,22 @@ def _findings(page: _Page, df, n_boot: int) -> None:
                "finding sharing 0.05, so a grid with no effect settles nothing with probability at least 95 %. "
                "Otherwise it says how many seeds would settle it (80 % power at the observed seed-to-seed spread), "
                "or what the grid lacks. (findings.json, findings.csv)")
+        def item(row) -> str:
+            state = "missing" if row["missing"] else "settled" if row["settled"] else "open"
+            return (f"<li class='{state}'><span class='verdict'>{BADGE[state]}</span>"
+                    f"{html.escape(row['sentence'])}</li>")
+
         for kind in KINDS:
             part = table[table["kind"] == kind]
             if part.empty:
                 continue
-            items = []
-            for _, row in part.iterrows():
-                state = "missing" if row["missing"] else "settled" if row["settled"] else "open"
-                items.append(f"<li class='{state}'><span class='verdict'>{BADGE[state]}</span>"
-                             f"{html.escape(row['sentence'])}</li>")
-            page.raw(f"<h3>{html.escape(KIND_TITLE[kind])}</h3><ul class='findings'>{''.join(items)}</ul>")
+            heads, details = part[part["headline"]], part[~part["headline"]]
+            more = ""
+            if len(details):  # the per-class rows a summary sentence stands for, folded
+                more = (f"<details><summary>each class ({len(details)} sentences)</summary><ul class='findings'>"
+                        f"{''.join(item(r) for _, r in details.iterrows())}</ul></details>")
+            page.raw(f"<h3>{html.escape(KIND_TITLE[kind])}</h3><ul class='findings'>"
+                     f"{''.join(item(r) for _, r in heads.iterrows())}</ul>{more}")
 
     _try(page, "findings", section)
 
