@@ -192,3 +192,14 @@ def test_a_spec_is_validated_without_building_its_grid():
                        seeds=tuple(range(5)))
     with pytest.raises(ValueError, match="fast_cnn has BatchNorm layers"):
         ExperimentSpec(name="a", models=("blog_cnn", "fast_cnn"), train_sizes=(100, 1))
+
+
+def test_keep_probs_override_changes_what_is_written_not_which_trials_exist():
+    from sweep.cli import build_parser, resolve_spec
+
+    spec = load_preset("quick")
+    kept = resolve_spec(build_parser().parse_args(["run", "--keep-probs"]))
+    assert not spec.keep_probs and kept.keep_probs and all(c.keep_probs for c in kept.trials())
+    assert [c.trial_id for c in kept.trials()] == [c.trial_id for c in spec.trials()]
+    assert kept.identity() == spec.identity()  # so it may extend a folder run without it
+    assert resolve_spec(build_parser().parse_args(["run"])).keep_probs is False  # the spec's value by default
