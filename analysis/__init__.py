@@ -14,6 +14,7 @@ from .confusion import directional_confusions, directional_trends, mean_confusio
 from .curves import breakpoints, class_curves
 from .findings import findings
 from .load import load_results
+from .misclassified import load_probs, misclassified_examples
 from .ranking import class_table, model_comparison, sensitivity_ranking
 from .synthetic import SyntheticSpec, synthetic_results, write_synthetic_results
 from .tradeoffs import exchange_rate, noise_vs_reduction
@@ -29,6 +30,6 @@ def write_report(results_path, *, to=None, **options):
 __all__ = [
     "load_results", "mean_confusion", "relative_confusion", "directional_confusions", "directional_trends",
     "sensitivity_ranking", "model_comparison", "class_table", "class_curves", "breakpoints",
-    "noise_vs_reduction", "exchange_rate", "findings", "write_report",
+    "noise_vs_reduction", "exchange_rate", "findings", "write_report", "load_probs", "misclassified_examples",
     "SyntheticSpec", "synthetic_results", "write_synthetic_results",
 ]

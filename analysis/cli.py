@@ -56,16 +56,20 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def print_findings(path) -> None:
-    """The findings' sentences, settled ones marked, one per line (nothing if there is no findings.json)."""
+    """The headline findings, one per line, marked + settled, ? not settled, - not answered (nothing if
+    there is no findings.json). The per-class rows that a summary sentence stands for stay in the
+    report and in findings.json / findings.csv."""
     import json
     from pathlib import Path
 
     if not Path(path).exists():
         return
     rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    headlines = [r for r in rows if r.get("headline", True)]
     settled = sum(bool(r["settled"]) for r in rows)
-    print(f"report: {len(rows)} findings, {settled} settled:")
-    for r in rows:
+    print(f"report: {len(headlines)} headline findings of {len(rows)} ({settled} settled; all in {Path(path).name} "
+          "and the report):")
+    for r in headlines:
         mark = "+" if r["settled"] else "?" if not r["missing"] else "-"
         print(f"  {mark} {r['sentence']}")
 

@@ -134,3 +134,33 @@ def trends_figure(trends: pd.DataFrame, title: str) -> plt.Figure:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def misclassified_figure(table: pd.DataFrame, images: np.ndarray, title: str) -> plt.Figure:
+    """Thumbnails of misclassified test images: one row per confusion A -> B, strongest first.
+
+    ``images[i]`` (uint8, C x H x W) belongs to ``table.iloc[i]`` (from ``misclassified_examples``);
+    each is labelled with its test index, its mean probability of B and the seeds that took it for B.
+    """
+    pairs = list(dict.fromkeys(zip(table["true_class"].astype(str), table["pred_class"].astype(str))))
+    cols = int(table.groupby(["true_class", "pred_class"], observed=True).size().max())
+    fig, axes = plt.subplots(len(pairs), cols, figsize=(max(4.5, 1.7 * cols + 1.4), 2.0 * len(pairs) + 0.6),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    position = {pair: 0 for pair in pairs}
+    for (_, row), image in zip(table.iterrows(), images):
+        pair = (str(row["true_class"]), str(row["pred_class"]))
+        r, c = pairs.index(pair), position[pair]
+        position[pair] += 1
+        ax = axes[r, c]
+        pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+        ax.imshow(pixels, cmap="gray" if image.shape[0] == 1 else None, vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(f"#{row['example']}  p {row['mean_prob']:.2f}\n{row['seeds_wrong']}/{row['n_seeds']} seeds",
+                     fontsize=8)
+        if c == 0:
+            ax.text(-0.15, 0.5, f"{pair[0]} → {pair[1]}", transform=ax.transAxes, ha="right", va="center",
+                    fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -13,6 +13,12 @@ the observed seed-to-seed spread:
 the seeds a two-sided paired z-test at the Bonferroni level needs for 80 % power when the true
 per-seed effect has the observed mean and sd (docs/analysis.md). Where the grid cannot answer a
 question (too few levels, seeds or sizes, one model), the finding says what is missing instead.
+
+A sensitivity kind asks two questions, Bonferroni between them: does each class lose recall at all,
+and are the ranking's ends apart from their neighbours; so a loss and a rank are said separately.
+Per-class families (each class's loss, noise against reduction, the exchange rate) are summed up in
+one *headline* sentence; the per-class rows stay in the table with ``headline`` False. A directed
+confusion is said once per unordered pair, in its stronger direction; a negative loss as a gain.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ UNIT = {"noise": "noise", "size": "train fraction"}
 POWER = 0.8
 MAX_SEEDS_SAID = 1000  # beyond this a sentence says "more than 1,000": the observed effect is about nil
 COLUMNS = ["model", "kind", "subject", "sentence", "estimate", "ci_low", "ci_high", "p_value", "family_size",
-           "settled", "n_seeds", "seeds_needed", "missing"]
+           "settled", "n_seeds", "seeds_needed", "missing", "headline"]
+SENSITIVITY_QUESTIONS = 2  # a sensitivity kind asks two things: which classes lose at all, and the ranking's ends
 
 
 def seeds_needed(mean, sd, *, level: float, power: float = POWER) -> np.ndarray:
@@ -55,6 +62,25 @@ def _p(p: float) -> str:
     return "–" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"= {p:.3f}")
 
 
+def _level(value: float) -> str:
+    """An axis value as a reader writes it: 0.399703 -> 0.4, 0.15 -> 0.15."""
+    return f"{value:.2g}" if 0 < abs(value) < 1 else f"{value:g}"
+
+
+CHANGE_WORDS = {"loses": "gains", "losing": "gaining", "lost": "gained"}
+
+
+def _change(value: float, verb: str = "loses", digits: int = 3) -> str:
+    """A recall change in words: "loses 0.035 recall", and a negative loss as "gains 0.012 recall"."""
+    if np.isfinite(value) and round(float(value), digits) < 0:
+        return f"{CHANGE_WORDS[verb]} {_f(-value, digits)} recall"
+    return f"{verb} {_f(abs(value) if np.isfinite(value) else value, digits)} recall"
+
+
+def _names(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def _ci(low: float, high: float, confidence: float, digits: int = 2) -> str:
     if not (np.isfinite(low) and np.isfinite(high)):
         return f"no {confidence:.0%} interval"
@@ -68,18 +94,20 @@ class _Rows:
         self.alpha, self.level, self.rows = alpha, alpha / len(KINDS), []
 
     def add(self, model, kind, subject, text, *, estimate=np.nan, ci=(np.nan, np.nan), p=np.nan, family=1,
-            n_seeds=0, mean=np.nan, sd=np.nan, settled=None, missing=""):
+            n_seeds=0, mean=np.nan, sd=np.nan, settled=None, missing="", headline=True, claim=""):
+        """One finding. ``headline``: printed and listed first (False for the per-class rows a summary
+        sentence stands for); ``claim`` names what the verdict is about ("the rank is ")."""
         if settled is None:
             settled = bool(np.isfinite(p) and p < self.level)
         need = np.nan
         if missing:
             verdict = f"not answered: {missing}"
         elif settled:
-            verdict = f"settled at {n_seeds} seeds"
+            verdict = f"{claim}settled at {n_seeds} seeds"
         else:
             need = float(seeds_needed(mean, sd, level=self.level / max(family, 1)))
             need = max(need, n_seeds + 1) if np.isfinite(need) else np.nan
-            verdict = f"not settled at {n_seeds} seeds"
+            verdict = f"{claim}not settled at {n_seeds} seeds"
             if np.isfinite(p) and p < self.alpha:
                 verdict += f" (settling needs p < {self.level:.4f}: {self.alpha:g} shared by {len(KINDS)} kinds of finding)"
             if np.isfinite(need):
@@ -88,7 +116,7 @@ class _Rows:
         self.rows.append({"model": model, "kind": kind, "subject": subject, "sentence": f"{text}: {verdict}.",
                           "estimate": estimate, "ci_low": ci[0], "ci_high": ci[1], "p_value": p,
                           "family_size": family, "settled": bool(settled and not missing), "n_seeds": n_seeds,
-                          "seeds_needed": need, "missing": missing})
+                          "seeds_needed": need, "missing": missing, "headline": bool(headline)})
 
 
 def _answer(rows: _Rows, model: str, kind: str, subject: str, action) -> None:
@@ -127,34 +155,84 @@ def _baseline(rows: _Rows, grid, m: int, confidence: float) -> None:
 
 
 def _sensitivity(rows: _Rows, grid, df, m: int, factor: str, n_boot: int, confidence: float, seed: int) -> None:
-    model, word = grid.models[m], WORD[factor]
+    """Two questions, Bonferroni between them (``SENSITIVITY_QUESTIONS``): which classes lose recall at
+    all (each class against 0, Holm over the classes: per-class rows and one summary sentence), and
+    the ranking's two ends (each end against its neighbour, Holm over both ends)."""
+    model, word, unit, q = grid.models[m], WORD[factor], UNIT[factor], SENSITIVITY_QUESTIONS
+    kind = f"{factor}_sensitivity"
     x, recall, base, _ = recall_along(grid, m, factor)
     per_seed = per_seed_sensitivity(x, recall, base)  # (S, K)
     ranking = sensitivity_ranking(df, factor=factor, n_boot=n_boot, confidence=confidence, random_state=seed)
     ranking = ranking[ranking["model"] == model].reset_index(drop=True)
     index = {c: k for k, c in enumerate(grid.classes)}
-    order = [index[str(c)] for c in ranking["class_name"]]
-    S = per_seed.shape[0]
-    ends = [("most", 0, 1), ("least", len(order) - 1, len(order) - 2)]
+    order = [index[str(c)] for c in ranking["class_name"]]  # most sensitive first
+    S, K = per_seed.shape[0], len(order)
+    span = f"{_level(x.min())} to {_level(x.max())}"
+    loss = seed_mean(per_seed, confidence=confidence)
+    p_loss = np.minimum(1.0, holm(np.asarray(loss["p"], float)) * q)
+    sd = np.nanstd(per_seed, axis=0, ddof=1) if S > 1 else np.full(per_seed.shape[1], np.nan)
+    over = f"Holm over {K} classes, Bonferroni over {q} questions"
+
+    def loss_text(k: int) -> str:
+        return (f"{grid.classes[k]} {_change(loss['mean'][k])} with {word} on average over {unit} {span} "
+                f"({_ci(loss['ci_low'][k], loss['ci_high'][k], confidence, 3)}; p {_p(p_loss[k])}, {over})")
+
+    settled = [k for k in order if p_loss[k] < rows.level]
+    clearest = min(order, key=lambda k: (p_loss[k], -abs(loss["mean"][k])))
+    if settled:
+        def short(ks: list[int]) -> str:  # each class's change, signs dropped, with its interval
+            return ", ".join(f"{grid.classes[k]} ({_f(abs(loss['mean'][k]), 3)}, "
+                             f"{_ci(*sorted((abs(loss['ci_low'][k]), abs(loss['ci_high'][k]))), confidence, 3)})"
+                             for k in ks)
+
+        losers = [k for k in settled if loss["mean"][k] > 0]
+        gainers = [k for k in settled if loss["mean"][k] < 0]
+        said = ([f"{short(losers)} {'loses' if len(losers) == 1 else 'lose'} recall"] if losers else []) + \
+               ([f"{short(gainers)} {'gains' if len(gainers) == 1 else 'gain'} recall"] if gainers else [])
+        rest = K - len(settled)
+        text = (f"{model}: with {word}, {' and '.join(said)} on average over {unit} {span} (p "
+                f"{_p(max(p_loss[k] for k in settled)).replace('= ', '<= ')}, {over})"
+                + (f"; for the other {rest} of the {K} classes no change is settled" if rest else ""))
+        worst = max(settled, key=lambda k: p_loss[k])
+        rows.add(model, kind, "losses", text, estimate=float(loss["mean"][clearest]),
+                 ci=(float(loss["ci_low"][clearest]), float(loss["ci_high"][clearest])), p=float(p_loss[worst]),
+                 family=K * q, n_seeds=S)
+    else:
+        text = f"{model}: no class's change of recall with {word} is settled; the clearest: {loss_text(clearest)}"
+        rows.add(model, kind, "losses", text, estimate=float(loss["mean"][clearest]),
+                 ci=(float(loss["ci_low"][clearest]), float(loss["ci_high"][clearest])), p=float(p_loss[clearest]),
+                 family=K * q, n_seeds=S, mean=float(loss["mean"][clearest]), sd=float(sd[clearest]))
+
+    ends = [("most", 0, 1), ("least", K - 1, K - 2)]
     gaps = [per_seed[:, order[a]] - per_seed[:, order[b]] for _, a, b in ends]
     summary = [seed_mean(g, confidence=confidence) for g in gaps]
-    p = holm(np.array([float(s["p"]) for s in summary]))
-    span = f"{x.min():g} to {x.max():g}"
+    p = np.minimum(1.0, holm(np.array([float(s["p"]) for s in summary])) * q)
     for (word_end, a, b), g, s, p_adj in zip(ends, gaps, summary, p):
-        row = ranking.iloc[a]
+        row, k = ranking.iloc[a], order[a]
         rank_ci = (f"rank {int(row['rank'])}, rank {confidence:.0%} CI {int(row['rank_ci_low'])} to "
                    f"{int(row['rank_ci_high'])}" if np.isfinite(row["rank_ci_low"])
                    else f"rank {int(row['rank'])}; a rank interval needs 5 seeds")
-        zero = " (no loss detectable: its interval reaches 0)" if row["ci_low"] <= 0 <= row["ci_high"] else ""
+        if p_loss[k] < rows.level:
+            status = f"the loss itself is settled, p {_p(p_loss[k])}"
+        elif row["ci_low"] > 0 or row["ci_high"] < 0:
+            status = (f"clear of 0 at {confidence:.0%}, but the {'loss' if row['ci_low'] > 0 else 'gain'} is not "
+                      f"settled: p {_p(p_loss[k])}, {over}")
+        else:
+            status = "no loss detectable: its interval reaches 0"
         other = grid.classes[order[b]]
-        text = (f"{model}: {row['class_name']} is the {word_end} sensitive to {word}, losing "
-                f"{_f(row['sensitivity'], 3)} recall on average over {UNIT[factor]} {span} "
-                f"({_ci(row['ci_low'], row['ci_high'], confidence, 3)}; {rank_ci}){zero}; it differs from the "
+        text = (f"{model}: {row['class_name']} is the {word_end} sensitive to {word}, "
+                f"{_change(row['sensitivity'], 'losing')} on average over {unit} {span} "
+                f"({_ci(row['ci_low'], row['ci_high'], confidence, 3)}; {status}); {rank_ci}; it differs from the "
                 f"{'next' if word_end == 'most' else 'one above'}, {other}, by {_f(abs(s['mean']), 3)} "
-                f"(Holm p {_p(p_adj)} over both ends)")
-        rows.add(model, f"{factor}_sensitivity", f"{word_end}: {row['class_name']}", text,
-                 estimate=float(s["mean"]), ci=(float(s["ci_low"]), float(s["ci_high"])), p=float(p_adj), family=2,
-                 n_seeds=S, mean=float(s["mean"]), sd=float(np.std(g, ddof=1)) if S > 1 else np.nan)
+                f"(p {_p(p_adj)}, Holm over both ends, Bonferroni over {q} questions)")
+        rows.add(model, kind, f"{word_end}: {row['class_name']}", text,
+                 estimate=float(s["mean"]), ci=(float(s["ci_low"]), float(s["ci_high"])), p=float(p_adj),
+                 family=2 * q, n_seeds=S, mean=float(s["mean"]), sd=float(np.std(g, ddof=1)) if S > 1 else np.nan,
+                 claim="its rank is ")
+    for k in order:
+        rows.add(model, kind, f"loss: {grid.classes[k]}", f"{model}: {loss_text(k)}", estimate=float(loss["mean"][k]),
+                 ci=(float(loss["ci_low"][k]), float(loss["ci_high"][k])), p=float(p_loss[k]), family=K * q,
+                 n_seeds=S, mean=float(loss["mean"][k]), sd=float(sd[k]), headline=False)
 
 
 def _bends(rows: _Rows, fits: pd.DataFrame, model: str, factor: str, confidence: float) -> None:
@@ -194,41 +272,81 @@ def _confusions(rows: _Rows, df, grid, m: int, top: int, confidence: float) -> N
         cells.append((f"at noise {noisy:g}", table[table["model"] == model]))
     for where, table in cells:
         pairs = family * len(cells)
-        for _, r in table.sort_values("rate_ab", ascending=False, kind="stable").head(top).iterrows():
+        # Each unordered pair once, in its stronger direction: A -> B and B -> A are one test.
+        ranked = table.sort_values("rate_ab", ascending=False, kind="stable")
+        pair = ranked.apply(lambda r: frozenset((r["class_a"], r["class_b"])), axis=1)
+        for n_said, (_, r) in enumerate(ranked[~pair.duplicated()].head(top).iterrows()):
             a, b = r["class_a"], r["class_b"]
             was = base[(base["class_a"] == a) & (base["class_b"] == b)]["rate_ab"]
             grew = f", {100 * was.iloc[0]:.1f} % at baseline" if where != "at baseline" and len(was) else ""
-            reverse = ("weaker" if r["asymmetry"] > 0 else "stronger")
             p = min(1.0, float(r["p_holm"]) * len(cells))  # Holm over the pairs of a cell, Bonferroni over the cells
+            reverse = (f"is weaker by {100 * r['asymmetry']:.1f} points" if round(100 * r["asymmetry"], 1) > 0
+                       else "is as frequent")
             text = (f"{model} {where}: {a} is taken for {b} in {100 * r['rate_ab']:.1f} % of its test examples"
-                    f"{grew}; the reverse ({b} taken for {a}, {100 * r['rate_ba']:.1f} %) is {reverse} by "
-                    f"{100 * abs(r['asymmetry']):.1f} points ({_ci(100 * r['ci_low'], 100 * r['ci_high'], confidence, 1)}; "
+                    f"{grew}; the reverse ({b} taken for {a}, {100 * r['rate_ba']:.1f} %) {reverse} "
+                    f"({_ci(100 * r['ci_low'], 100 * r['ci_high'], confidence, 1)}; "
                     f"p {_p(p)}, Holm over {family} pairs and Bonferroni over {len(cells)} cells)")
             n = int(r["n_seeds"])
             rows.add(model, "confusion", f"{where}: {a} -> {b}", text, estimate=float(r["asymmetry"]),
                      ci=(float(r["ci_low"]), float(r["ci_high"])), p=p, family=pairs, n_seeds=n,
-                     mean=float(r["asymmetry"]), sd=float(r["se"] * np.sqrt(n)))
+                     mean=float(r["asymmetry"]), sd=float(r["se"] * np.sqrt(n)), headline=n_said == 0)
 
 
 def _noise_vs_reduction(rows: _Rows, df, model: str, confidence: float) -> None:
+    """One sentence per class (not headlines) and one summary: which classes stand out, if any."""
     table = noise_vs_reduction(df, confidence=confidence)
     table = table[table["model"] == model]
     x = table["fraction"].max()
     table = table[table["fraction"] == x].copy()
     table["p_holm"] = holm(table["p_value"].to_numpy(float))
     K = len(table)
+    n = int(table["n_seeds"].max())
+
+    def clause(r) -> str:
+        more = "more" if r["difference"] > 0 else "less"
+        return (f"{r['class_name']}: {_f(abs(r['difference']), 3)} {more} recall lost to noise than to reduction "
+                f"(with noise it {_change(r['drop_noise'])}, with fewer examples it {_change(r['drop_reduction'])}; "
+                f"{_ci(r['ci_low'], r['ci_high'], confidence, 3)}; Holm p {_p(r['p_holm'])} over {K} classes)")
+
+    said = f"{x:.0%} corrupted labels against {x:.0%} fewer examples"
+    settled = table[table["p_holm"] < rows.level]
+    if len(settled):
+        def short(part) -> str:  # the size of each difference, with its interval, signs dropped
+            sign = np.sign(part["difference"].to_numpy())
+            lows, highs = np.minimum(sign * part["ci_low"], sign * part["ci_high"]), np.maximum(
+                sign * part["ci_low"], sign * part["ci_high"])
+            return ", ".join(f"{c} ({_f(abs(d), 3)}, {_ci(lo, hi, confidence, 3)})" for c, d, lo, hi in
+                             zip(part["class_name"], part["difference"], lows, highs))
+
+        worse, better = settled[settled["difference"] > 0], settled[settled["difference"] < 0]
+        parts = ([f"the wrong labels cost more recall than the lost examples for {short(worse)}"] if len(worse) else []) + \
+                ([f"the lost examples cost more for {short(better)}"] if len(better) else [])
+        text = (f"{model}, {said}: {'; '.join(parts)} (Holm p {_p(settled['p_holm'].max()).replace('= ', '<= ')} "
+                f"over {K} classes)" + (f"; no other of the {K} classes differs measurably" if len(settled) < K else ""))
+        top = settled.iloc[0]
+        rows.add(model, "noise_vs_reduction", f"summary at {x:g}", text, estimate=float(top["difference"]),
+                 ci=(float(top["ci_low"]), float(top["ci_high"])), p=float(settled["p_holm"].max()), family=K,
+                 n_seeds=n)
+    else:
+        top = table.assign(size=-table["difference"].abs()).sort_values(["p_holm", "size"], kind="stable").iloc[0]
+        text = f"{model}, {said}: none of the {K} classes differs measurably; the clearest, {clause(top)}"
+        rows.add(model, "noise_vs_reduction", f"summary at {x:g}", text, estimate=float(top["difference"]),
+                 ci=(float(top["ci_low"]), float(top["ci_high"])), p=float(top["p_holm"]), family=K, n_seeds=n,
+                 mean=float(top["difference"]), sd=float(top["se"] * np.sqrt(top["n_seeds"])))
     for _, r in table.iterrows():
         more = "more" if r["difference"] > 0 else "less"
         n = int(r["n_seeds"])
         text = (f"{model}: for {r['class_name']}, {x:.0%} corrupted labels cost {_f(abs(r['difference']), 3)} {more} "
-                f"recall than {x:.0%} fewer examples (lost {_f(r['drop_noise'], 3)} against {_f(r['drop_reduction'], 3)}; "
-                f"{_ci(r['ci_low'], r['ci_high'], confidence, 3)}; Holm p {_p(r['p_holm'])} over {K} classes)")
+                f"recall than {x:.0%} fewer examples (with noise it {_change(r['drop_noise'])}, with fewer examples "
+                f"it {_change(r['drop_reduction'])}; {_ci(r['ci_low'], r['ci_high'], confidence, 3)}; "
+                f"Holm p {_p(r['p_holm'])} over {K} classes)")
         rows.add(model, "noise_vs_reduction", f"{r['class_name']} at {x:g}", text, estimate=float(r["difference"]),
                  ci=(float(r["ci_low"]), float(r["ci_high"])), p=float(r["p_holm"]), family=K, n_seeds=n,
-                 mean=float(r["difference"]), sd=float(r["se"] * np.sqrt(n)))
+                 mean=float(r["difference"]), sd=float(r["se"] * np.sqrt(n)), headline=False)
 
 
 def _exchange(rows: _Rows, df, grid, m: int, n_boot: int, confidence: float, seed: int) -> None:
+    """One sentence per class (not headlines) and one summary: which classes have a cost to price."""
     model = grid.models[m]
     rates = exchange_rate(df, n_boot=n_boot, confidence=confidence, random_state=seed)
     i0, j0 = grid.baseline(m)
@@ -243,26 +361,48 @@ def _exchange(rows: _Rows, df, grid, m: int, n_boot: int, confidence: float, see
     d = seed_mean(drop, confidence=confidence)
     p = holm(np.asarray(d["p"], float))
     K = len(grid.classes)
+    priced, unpriced, unsettled = [], [], []
     for _, r in rates[np.isclose(rates["noise_fraction"], x)].iterrows():
         k = grid.classes.index(str(r["class_name"]))
         n = int(d["n"][k])
         sd = float(np.nanstd(drop[:, k], ddof=1)) if n > 1 else np.nan
-        lost = f"loses {_f(d['mean'][k], 3)} recall to noise {x:g} (Holm p {_p(p[k])} over {K} classes)"
+        lost = f"{_change(d['mean'][k])} at noise {x:g} (Holm p {_p(p[k])} over {K} classes)"
         missing = ""
         if not p[k] < rows.level:
             text = f"{model}: {r['class_name']} {lost}, no measurable cost to price in clean data"
+            unsettled.append((p[k], -d["mean"][k], k, lost))
         elif r["note"] == "ok":
-            text = (f"{model}: {r['class_name']} {lost}; that costs as much as shrinking the clean training set to "
-                    f"{r['clean_equivalent_fraction']:.2f} of full ({_ci(r['ci_low'], r['ci_high'], confidence)}): "
-                    f"each noisy example is worth {1 / r['exchange_rate']:.2f} clean ones")
+            worth = (f"costs as much as shrinking the clean training set to {r['clean_equivalent_fraction']:.2f} of "
+                     f"full ({_ci(r['ci_low'], r['ci_high'], confidence)}): each noisy example is worth "
+                     f"{1 / r['exchange_rate']:.2f} clean ones")
+            text = f"{model}: {r['class_name']} {lost}; that {worth}"
+            priced.append(f"{r['class_name']} {lost}, which {worth}")
         else:
             smallest = grid.fracs[grid.present[m, i0].any(axis=-1)].min()
             text = f"{model}: {r['class_name']} {lost}"
             missing = (f"its recall at noise {x:g} is below every clean training size in the grid (down to "
                        f"{smallest:g} of full); smaller clean sizes would price it")
+            unpriced.append(f"{r['class_name']} {lost}, more than the grid's smallest clean size ({smallest:g}) costs")
         rows.add(model, "exchange_rate", f"{r['class_name']} at noise {x:g}", text,
                  estimate=float(r["clean_equivalent_fraction"]), ci=(float(r["ci_low"]), float(r["ci_high"])),
-                 p=float(p[k]), family=K, n_seeds=n, mean=float(d["mean"][k]), sd=sd, missing=missing)
+                 p=float(p[k]), family=K, n_seeds=n, mean=float(d["mean"][k]), sd=sd, missing=missing,
+                 headline=False)
+    n = int(np.max(d["n"]))
+    if priced or unpriced:
+        rest = len(unsettled)
+        text = (f"{model}, noise {x:g} priced in clean data: {'; '.join(priced + unpriced)}"
+                + (f"; the other {rest} of the {K} classes lose no measurable recall" if rest else ""))
+        rows.add(model, "exchange_rate", f"summary at noise {x:g}", text, n_seeds=n,
+                 p=float(np.nanmax([p[grid.classes.index(c)] for c in grid.classes
+                                    if p[grid.classes.index(c)] < rows.level])), family=K)
+    else:
+        p_min, _, k, lost = min(unsettled)  # the smallest p; among equal ones, the largest loss
+        sd = float(np.nanstd(drop[:, k], ddof=1)) if d["n"][k] > 1 else np.nan
+        text = (f"{model}, noise {x:g} priced in clean data: none of the {K} classes loses measurable recall, "
+                f"so there is no cost to price; the clearest, {grid.classes[k]}, {lost}")
+        rows.add(model, "exchange_rate", f"summary at noise {x:g}", text, estimate=float(d["mean"][k]),
+                 ci=(float(d["ci_low"][k]), float(d["ci_high"][k])), p=float(p_min), family=K, n_seeds=n,
+                 mean=float(d["mean"][k]), sd=sd)
 
 
 def _models(rows: _Rows, df, grid, n_boot: int, confidence: float, seed: int) -> None:
@@ -317,9 +457,12 @@ def findings(df: pd.DataFrame, *, alpha: float = 0.05, top_confusions: int = 3, 
         (bool: p_value < alpha / 9, the nine kinds sharing alpha; for Kendall's tau, its
         1 - alpha / 9 bootstrap interval clear of 0), n_seeds, seeds_needed (seeds
         that would settle it, from the observed spread, see the module docstring; NaN when settled
-        or not estimable), missing (what the grid lacks to answer; "" when answered).
-        Sorted by model (grid order, "all" last), kind in the order of ``KINDS``, then the order
-        the findings were made (strongest first within a kind where there is an order).
+        or not estimable), missing (what the grid lacks to answer; "" when answered), headline
+        (bool: False for the per-class rows of a family that a summary sentence stands for, e.g.
+        each class's noise-against-reduction difference; `sweep report` prints the headlines).
+        Sorted by model (grid order, "all" last), kind in the order of ``KINDS``, headlines
+        before the rows they summarize, then the order the findings were made (strongest first
+        within a kind where there is an order).
 
     Raises
     ------
@@ -376,7 +519,8 @@ def findings(df: pd.DataFrame, *, alpha: float = 0.05, top_confusions: int = 3, 
     frame["order"] = np.arange(len(frame))
     frame["model_order"] = frame["model"].map({m: i for i, m in enumerate(grid.models)}).fillna(len(grid.models))
     frame["kind_order"] = frame["kind"].map({k: i for i, k in enumerate(KINDS)})
-    frame = frame.sort_values(["model_order", "kind_order", "order"], kind="stable")
+    frame["detail"] = ~frame["headline"].astype(bool)
+    frame = frame.sort_values(["model_order", "kind_order", "detail", "order"], kind="stable")
     return frame[COLUMNS].reset_index(drop=True)
 
 

@@ -3,7 +3,8 @@
 Sections in reading order: the grid and a contents list; the findings in sentences (also written to
 ``findings.json``); sensitivity rankings; confusion heatmaps and change against baseline; per-class
 curves with breakpoint tables; the model comparison; directional confusions; noise against less
-data; exchange rate; classes by recall per cell. Wide tables scroll inside their own box, so the
+data; exchange rate; classes by recall per cell; the most confidently misclassified test images (from
+``OUT/probs``, when the sweep kept them). Wide tables scroll inside their own box, so the
 page never scrolls sideways. A section that the
 grid cannot support (only noise, only size, one seed, ...) is replaced by a visible note saying why.
 Images are embedded as base64, so the page opens offline and can be mailed as one file.
@@ -192,6 +193,7 @@ def write_report(results_path: str | os.PathLike, *, to: str | os.PathLike | Non
     _matrices(page, df, grid, baselines)
     _curves(page, df, grid, n_boot)
     _directions_and_tradeoffs(page, df, grid, n_boot)
+    _misclassified(page, results_path)
     index = out / "index.html"
     index.write_text(page.html(f"Class fragility report: {grid.experiment}"), encoding="utf-8")
     page.step(f"wrote {index}")
@@ -280,16 +282,22 @@ def _findings(page: _Page, df, n_boot: int) -> None:
                "finding sharing 0.05, so a grid with no effect settles nothing with probability at least 95 %. "
                "Otherwise it says how many seeds would settle it (80 % power at the observed seed-to-seed spread), "
                "or what the grid lacks. (findings.json, findings.csv)")
+        def item(row) -> str:
+            state = "missing" if row["missing"] else "settled" if row["settled"] else "open"
+            return (f"<li class='{state}'><span class='verdict'>{BADGE[state]}</span>"
+                    f"{html.escape(row['sentence'])}</li>")
+
         for kind in KINDS:
             part = table[table["kind"] == kind]
             if part.empty:
                 continue
-            items = []
-            for _, row in part.iterrows():
-                state = "missing" if row["missing"] else "settled" if row["settled"] else "open"
-                items.append(f"<li class='{state}'><span class='verdict'>{BADGE[state]}</span>"
-                             f"{html.escape(row['sentence'])}</li>")
-            page.raw(f"<h3>{html.escape(KIND_TITLE[kind])}</h3><ul class='findings'>{''.join(items)}</ul>")
+            heads, details = part[part["headline"]], part[~part["headline"]]
+            more = ""
+            if len(details):  # the per-class rows a summary sentence stands for, folded
+                more = (f"<details><summary>each class ({len(details)} sentences)</summary><ul class='findings'>"
+                        f"{''.join(item(r) for _, r in details.iterrows())}</ul></details>")
+            page.raw(f"<h3>{html.escape(KIND_TITLE[kind])}</h3><ul class='findings'>"
+                     f"{''.join(item(r) for _, r in heads.iterrows())}</ul>{more}")
 
     _try(page, "findings", section)
 
@@ -422,3 +430,50 @@ def _directions_and_tradeoffs(page: _Page, df, grid, n_boot: int) -> None:
                        "the baseline, each noise level and each training-set size.", rows=len(wide))
 
     _try(page, "class tables", side_by_side)
+
+
+def _misclassified(page: _Page, results_path) -> None:
+    """The images behind the strongest confusions of each model's baseline, from OUT/probs."""
+    from .images import ImagesUnavailable, read_test_images
+    from .misclassified import NoProbsError, load_probs, misclassified_examples
+
+    page.step("misclassified test images")
+    page.h(2, "Misclassified test images")
+    try:
+        probs = load_probs(results_path)
+    except NoProbsError:
+        page.remark("misclassified images: this results folder has no per-example probabilities (OUT/probs); "
+                  "`sweep run SPEC --out OUT --keep-probs` keeps them for the trials it runs (or set "
+                  "keep_probs = true in the spec)")
+        return
+    except ValueError as error:
+        page.note(f"misclassified images: {error}")
+        return
+
+    def section():
+        table = misclassified_examples(probs)
+        trials = probs.drop_duplicates("trial_id")
+        page.p(f"Per-example probabilities are kept for {len(trials)} trial(s). For each model's baseline, the three "
+               "most frequent confusions A → B and the test images of A with the highest probability of B (mean "
+               "over seeds) that some seed took for B; 'seeds' says in how many seeds the mistake happens: an image "
+               "confused in every seed is a grey area of the dataset, not bad luck of one run.")
+        if table.empty:
+            page.remark("misclassified images: the baseline cells have no misclassified test image")
+            return
+        page.table(table, "misclassified", "Most confidently misclassified test images (example = index in the "
+                   "test split).", rows=40)
+        dataset = str(probs["dataset"].iloc[0])
+        try:
+            images = read_test_images(dataset, table["example"].to_numpy(), true_classes=table["true_class"].astype(str))
+        except (ImagesUnavailable, OSError) as error:
+            page.remark(f"the images are not shown: {' '.join(str(error).split())}")
+            return
+        for model in table["model"].unique():
+            rows = np.flatnonzero((table["model"] == model).to_numpy())
+            part = table.iloc[rows]
+            fig = figures.misclassified_figure(part, images[rows], f"{model}: noise {part['noise_fraction'].iloc[0]:g}, "
+                                               f"train fraction {part['train_fraction'].iloc[0]:g}")
+            page.figure(fig, f"misclassified_{model}", f"Misclassified test images of {dataset}, {model}: one row per "
+                        "confusion A → B; #example, p = mean probability of B over seeds, seeds that took it for B.")
+
+    _try(page, "misclassified images", section)

@@ -112,6 +112,10 @@ def _add_trial_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", metavar="DIR",
                    help="where torchvision datasets live (default: $SWEEP_DATA_DIR or "
                         "~/.cache/class-fragility-sweep/torchvision)")
+    p.add_argument("--keep-probs", action="store_true",
+                   help="also keep each test image's softmax: the summary lists the most confident mistakes; with "
+                        "--json the object gains \"test_labels\" and \"probs\" (one list of K probabilities per "
+                        "test image, in test-split and class order)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout instead of the summary")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress on stderr")
     p.set_defaults(handler=_trial_command)
@@ -149,7 +153,7 @@ def _trial_command(args: argparse.Namespace) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         schedule=args.schedule, warmup=args.warmup, ema=args.ema,
         augment=None if args.augment is None else args.augment == "on",
-        device=args.device, num_threads=args.threads, data_dir=args.data_dir,
+        device=args.device, num_threads=args.threads, data_dir=args.data_dir, keep_probs=args.keep_probs,
     )
     from sweep.engine.datasets import load_dataset
     from sweep.engine.fit import check_fits
@@ -167,10 +171,42 @@ def _trial_command(args: argparse.Namespace) -> int:
         print(f"training {config.model} on {config.dataset} (trial {config.trial_id}) ...", file=sys.stderr, flush=True)
     result = run_trial(config, dataset, on_epoch=None if (args.quiet or args.json) else on_epoch)
     if args.json:
-        print(json.dumps(result.to_json(), allow_nan=False))
+        payload = result.to_json()
+        if result.probs is not None:
+            payload.update(probs_json(result))
+        print(json.dumps(payload, allow_nan=False))
     else:
         print(format_trial(result))
+        if result.probs is not None:
+            print(format_mistakes(result))
     return 0
+
+
+def probs_json(result) -> dict:
+    """``test_labels`` (class indices) and ``probs`` (float32 softmax rows, written in the shortest form that
+    reads back as the same float32), both in test-split order: what OUT/probs/ keeps for a sweep trial."""
+    import numpy as np
+
+    probs = np.asarray(result.probs, dtype=np.float32)
+    return {"test_labels": [int(v) for v in result.test_labels],
+            "probs": [[float(np.format_float_positional(v, unique=True, trim="-")) for v in row] for row in probs]}
+
+
+def format_mistakes(result, *, top: int = 10) -> str:
+    """The ``top`` test images misclassified with the highest probability of the wrong class."""
+    import numpy as np
+
+    probs = np.asarray(result.probs)
+    labels = np.asarray(result.test_labels)
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != labels)
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:top]
+    classes = result.classes
+    lines = ["", f"most confident mistakes ({len(wrong)} of {int((pred != labels).sum())}; example = index in the "
+             "test split):"]
+    lines += [f"  example {int(i):>6}  true {classes[labels[i]]:>10}  taken for {classes[pred[i]]:>10}  "
+              f"p = {probs[i, pred[i]]:.3f}" for i in wrong]
+    return "\n".join(lines)
 
 
 def _int_at_least(low: int, high: int | None = None):
@@ -215,6 +251,10 @@ def _add_sweep_parsers(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--seeds", type=_seed_count, metavar="N", default=None,
                      help=f"use seeds 0..N-1 (1 <= N <= {MAX_SEED_COUNT}) instead of the spec's; raising N extends a finished sweep; "
                           "default: the spec's seeds")
+    run.add_argument("--keep-probs", action="store_true", default=None,
+                     help="also write each test image's softmax to OUT/probs/ (for the report's misclassified "
+                          "images), whatever the spec's keep_probs says; it applies to the trials this run trains: "
+                          "trials already done are not rerun for it; default: the spec's keep_probs")
     run.add_argument("--retries", type=_nonneg_int, metavar="N", default=None,
                      help="retries per failing trial (>= 0); default: the spec's `retries`")
     run.add_argument("--max-concurrent", type=_nonneg_int, metavar="N", default=None,
@@ -262,7 +302,7 @@ def resolve_spec(args: argparse.Namespace) -> ExperimentSpec:
                              "axes, then pass --yes to run it")
     return spec.with_overrides(dataset=getattr(args, "dataset", None), seeds=args.seeds,
                                max_concurrent=getattr(args, "max_concurrent", None),
-                               retries=getattr(args, "retries", None))
+                               retries=getattr(args, "retries", None), keep_probs=getattr(args, "keep_probs", None))
 
 
 def _run_command(args: argparse.Namespace) -> int:

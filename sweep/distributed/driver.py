@@ -23,8 +23,13 @@ from sweep.distributed.experiment_record import (check_experiment, check_sizes_a
 from sweep.distributed.lock import OutputLock
 from sweep.distributed.ray_connect import check_reachable, connect_ray, probe_ray
 from sweep.distributed.spec import ExperimentSpec
+<<<<<<< HEAD
 from sweep.distributed.store import (Output, check_not_inside_results, check_writable, open_output, quarantine,
                                      read_failed, remove_stale_temp_files, remove_uncommitted, scan_done)
+=======
+from sweep.distributed.store import (Output, check_writable, open_output, quarantine, read_failed,
+                                     remove_stale_temp_files, remove_uncommitted, scan_done, trials_with_probs)
+>>>>>>> issue12-images
 from sweep.distributed.tune_layer import SweepOutcome, concurrent_slots, fit_to_local_cluster, run_tune
 
 Log = Callable[[str], None]
@@ -107,6 +112,8 @@ def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num
         skipped = spec.num_trials - len(todo)
         log(f"{spec.name}: {spec.num_trials} trials, {skipped} already done, {len(todo)} to run -> {output.uri}")
         record_experiment(output, spec)
+        if spec.keep_probs and skipped:
+            _log_done_without_probs(output, spec, todo, log)
         if not todo:
             log("nothing to do")
             return SweepOutcome(out=output.uri, total=spec.num_trials, skipped=skipped, ran=0, succeeded=0)
@@ -125,6 +132,17 @@ def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num
             import ray
 
             ray.shutdown()
+
+
+def _log_done_without_probs(output: Output, spec: ExperimentSpec, todo: list, log: Log) -> None:
+    """keep_probs applies to the trials a run trains: done trials are not rerun for their probabilities."""
+    pending = {c.trial_id for c in todo}
+    done = [c.trial_id for c in spec.trials() if c.trial_id not in pending]
+    missing = len(set(done) - trials_with_probs(output))
+    if missing:
+        log(f"note: {missing} of the {len(done)} trials already done have no per-example probabilities "
+            "(they ran without keep_probs) and are not rerun for them; `sweep report` uses the trials that "
+            "have them. For probabilities of every trial, run into a new --out")
 
 
 def _log_cluster(spec: ExperimentSpec, *, local: bool, log: Log) -> None:

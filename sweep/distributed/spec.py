@@ -138,11 +138,19 @@ class ExperimentSpec:
 
     # ---- overrides and serialization --------------------------------------------------------
     def with_overrides(self, *, dataset: str | None = None, seeds: int | None = None,
-                       max_concurrent: int | None = None, retries: int | None = None) -> "ExperimentSpec":
-        """The CLI's --dataset / --seeds N (seeds 0..N-1) / --max-concurrent / --retries on top of a spec."""
+                       max_concurrent: int | None = None, retries: int | None = None,
+                       keep_probs: bool | None = None) -> "ExperimentSpec":
+        """The CLI's --dataset / --seeds N (seeds 0..N-1) / --max-concurrent / --retries / --keep-probs
+        on top of a spec. keep_probs is not part of a trial's identity: it changes what is written, not
+        which trials exist."""
         changes: dict[str, Any] = {}
+        base = self.base
         if dataset is not None:
-            changes["base"] = self.base.replace(dataset=dataset)
+            base = base.replace(dataset=dataset)
+        if keep_probs is not None:
+            base = base.replace(keep_probs=keep_probs)
+        if base is not self.base:
+            changes["base"] = base
         if seeds is not None:
             if not is_int(seeds) or seeds < 1:
                 raise ValueError(f"--seeds must be an integer >= 1, got {short_repr(seeds)}")

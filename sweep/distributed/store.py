@@ -208,6 +208,11 @@ def probs_table(result: Any, experiment: str) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=PROBS_SCHEMA)
 
 
+def trials_with_probs(out: Output) -> frozenset[str]:
+    """Trial ids that have an ``OUT/probs/`` file (kept when their run asked for probabilities)."""
+    return frozenset(_visible_ids(out, "probs"))
+
+
 def write_trial(out: Output, result: Any, experiment: str, *, started_at: datetime,
                 placement: dict[str, Any] | None = None, attempt: int = 1) -> None:
     """Write one finished trial: confusion, then probs, then the trials row (the commit marker).

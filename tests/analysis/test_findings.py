@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis import SyntheticSpec, synthetic_results
-from analysis.findings import COLUMNS, KINDS, findings, seeds_needed
+from analysis import SyntheticSpec, load_results, synthetic_results
+from analysis.findings import COLUMNS, KINDS, _change, findings, seeds_needed
 
 # Every class alike: no slope, no size effect, no collapse, no directed confusion.
 NULL = dict(noise_slopes=(0.0, 0.0), size_scales=(0.0, 0.0), collapse_class=None, noise_hurts_class=None,
@@ -137,3 +137,73 @@ def test_seeds_needed_is_the_paired_z_formula():
 def test_bad_options_name_the_value(small, option, value, message):
     with pytest.raises(ValueError, match=message):
         findings(small, **{option: value})
+
+
+def test_per_class_families_collapse_into_one_headline_each(planted_findings):
+    f = planted_findings
+    for kind in ("noise_vs_reduction", "exchange_rate"):
+        part = f[f["kind"] == kind]
+        heads = part[part["headline"]]
+        assert len(heads) == 1 and heads.iloc[0]["subject"].startswith("summary at"), list(heads["subject"])
+        assert (~part["headline"]).sum() == 10  # the per-class rows stay, for findings.json / CSV and the report
+    summary = f[(f["kind"] == "noise_vs_reduction") & f["headline"]].iloc[0]
+    assert summary["settled"]
+    worse, better = summary["sentence"].split("the lost examples cost more for ")
+    assert "the wrong labels cost more recall than the lost examples for" in worse and "cat (" in worse
+    assert "frog (" in better and "frog" not in worse
+    # Headlines come before the rows they stand for, within each kind.
+    for kind, part in f.groupby("kind", sort=False):
+        assert part["headline"].is_monotonic_decreasing, kind
+
+
+def test_a_family_with_nothing_settled_says_none_stand_out(make):
+    rows = findings(make(n_seeds=3, **NULL), n_boot=200)
+    summary = rows[(rows["kind"] == "noise_vs_reduction") & rows["headline"]].iloc[0]
+    assert "none of the 4 classes differs measurably" in summary["sentence"] and not summary["settled"]
+
+
+def test_the_printed_list_is_the_headlines(small_dir, tmp_path, capsys):
+    from analysis.cli import print_findings
+
+    table = findings(load_results(small_dir), n_boot=200)
+    path = tmp_path / "findings.json"
+    table.to_json(path, orient="records")
+    print_findings(path)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"report: {int(table['headline'].sum())} headline findings of {len(table)}")
+    assert len(lines) == 1 + int(table["headline"].sum()) < len(table)
+
+
+def test_a_negative_loss_reads_as_a_gain():
+    assert _change(-0.012) == "gains 0.012 recall" and _change(-0.012, "losing") == "gaining 0.012 recall"
+    assert _change(0.035) == "loses 0.035 recall" and _change(-0.0001) == "loses 0.000 recall"
+    rows = findings(synthetic_results(SyntheticSpec(n_seeds=4, random_state=11, **NULL))[0], n_boot=200)
+    assert not rows["sentence"].str.contains(r"\b(?:los\w*|lost|cost) -\d").any()
+    assert rows["sentence"].str.contains(r"\bgain\w* 0\.\d+ recall").any()
+
+
+def test_each_unordered_pair_is_reported_once_in_its_stronger_direction(small):
+    rows = findings(small, top_confusions=6, n_boot=200)  # 4 classes: 6 unordered pairs, 12 directions
+    confusions = rows[rows["kind"] == "confusion"]
+    for where, part in confusions.groupby(confusions["subject"].str.split(": ").str[0]):
+        pairs = [frozenset(s.split(": ")[1].split(" -> ")) for s in part["subject"]]
+        assert len(pairs) == len(set(pairs)) == 6, where
+    assert not confusions["sentence"].str.contains("stronger").any()
+    assert (confusions["estimate"] >= 0).all()
+    assert confusions.groupby(confusions["subject"].str.split(": ").str[0])["headline"].sum().eq(1).all()
+
+
+def test_a_settled_loss_is_said_apart_from_its_unsettled_rank(make):
+    # Every class loses the same clearly to less data: each loss is settled, no rank can be.
+    rows = findings(make(n_seeds=8, size_scales=(0.15, 0.15), collapse_class=None, flat_classes=(),
+                         confusion_pair=None), n_boot=200)
+    size = rows[rows["kind"] == "size_sensitivity"]
+    losses = size[size["subject"].str.startswith("loss: ")]
+    assert len(losses) == 4 and losses["settled"].all() and not losses["headline"].any()
+    most = _one(rows, "size_sensitivity", "most:")
+    assert not most["settled"] and "the loss itself is settled" in most["sentence"]
+    assert "its rank is not settled at 8 seeds" in most["sentence"]
+    summary = _one(rows, "size_sensitivity", "losses")
+    assert summary["settled"] and summary["sentence"].startswith("blog_cnn: with less training data, ")
+    assert all(f"{c} (0.0" in summary["sentence"] for c in ("ant", "bee", "cat", "dog"))
+    assert "lose recall on average over train fraction 0.2 to 1" in summary["sentence"]

@@ -51,11 +51,13 @@ def test_report_opens_with_findings_and_a_contents_list(small_dir, tmp_path, cap
     assert rows and set(rows[0]) >= {"kind", "sentence", "ci_low", "ci_high", "p_value", "settled", "seeds_needed"}
     bee = [r for r in rows if r["kind"] == "noise_bend" and r["subject"] == "bee"]
     assert bee and bee[0]["settled"] and html.escape(bee[0]["sentence"]) in page
-    # The sentences are printed at the end of the run, before the line that says where the page is.
-    first = out.index(next(line for line in out if line.startswith("report: ") and "findings," in line))
-    assert out[first + 1 : first + 1 + len(rows)] == [
-        f"  {'+' if r['settled'] else '-' if r['missing'] else '?'} {r['sentence']}" for r in rows]
-    assert first + 1 + len(rows) == len(out) - 1
+    # The headline sentences are printed at the end of the run, before the line that says where the page is.
+    heads = [r for r in rows if r["headline"]]
+    assert len(heads) < len(rows)
+    first = out.index(next(line for line in out if line.startswith("report: ") and "headline findings" in line))
+    assert out[first + 1 : first + 1 + len(heads)] == [
+        f"  {'+' if r['settled'] else '-' if r['missing'] else '?'} {r['sentence']}" for r in heads]
+    assert first + 1 + len(heads) == len(out) - 1
 
 
 def test_report_on_noise_only_grid_notes_what_is_missing(write, tmp_path):

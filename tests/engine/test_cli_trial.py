@@ -25,6 +25,7 @@ def test_json_prints_exactly_one_object(capsys):
     assert payload["classes"] == [str(i) for i in range(10)]
     assert sum(map(sum, payload["confusion"])) == 451
     assert payload["realized_noise"] > 0 and payload["train_size"] == 1346
+    assert "probs" not in payload  # only with --keep-probs
 
 
 def test_summary_shows_accuracy_and_the_matrix(capsys):
@@ -124,10 +125,35 @@ def test_help_shows_each_default_once_and_truly():
             options.append(line.strip())
         elif options and line.strip():
             options[-1] += " " + line.strip()
-    assert len(options) == 22
+    assert len(options) == 23
     for line in options:
         assert line.count("default") <= 1 and "(default: None)" not in line, line
     assert "(default: torch's own, one per physical core" in next(o for o in options if o.startswith("--threads"))
     assert next(o for o in options if o.startswith("--model")).endswith("model to train (default: blog_cnn)")
     data_dir = next(o for o in options if o.startswith("--data-dir"))
     assert data_dir.endswith(f"(default: $SWEEP_DATA_DIR or {DEFAULT_CACHE_DIR}/torchvision)")
+
+
+def test_keep_probs_adds_the_softmax_of_every_test_image_to_json(capsys):
+    assert main(["trial", "--epochs", "1", "--threads", "2", "--keep-probs", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    probs = np.asarray(payload["probs"], dtype=np.float64)
+    labels = np.asarray(payload["test_labels"])
+    assert probs.shape == (451, 10) and labels.shape == (451,)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    confusion = np.zeros((10, 10), dtype=int)
+    np.add.at(confusion, (labels, probs.argmax(axis=1)), 1)
+    assert confusion.tolist() == payload["confusion"]  # the same predictions the matrix counts
+    assert payload["config"]["keep_probs"] is True
+
+
+def test_keep_probs_summary_lists_the_most_confident_mistakes(capsys):
+    assert main(["trial", "--epochs", "1", "--threads", "2", "--quiet", "--keep-probs"]) == 0
+    out = capsys.readouterr().out
+    head, mistakes = out.split("most confident mistakes (")
+    rows = [line for line in mistakes.splitlines()[1:] if line.strip()]
+    assert 1 <= len(rows) <= 10  # one epoch leaves mistakes on 451 digits
+    p = [float(line.rsplit("p = ", 1)[1]) for line in rows]
+    assert p == sorted(p, reverse=True) and all(0.0 < v <= 1.0 for v in p)
+    assert all(re.match(r"\s+example\s+\d+\s+true\s+\d\s+taken for\s+\d\s+p = ", line) for line in rows)
+

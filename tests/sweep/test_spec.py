@@ -204,3 +204,14 @@ def test_recipe_settings_of_a_spec_reach_every_trial_and_name_a_different_experi
     assert spec_from_dict(tuned.to_dict()) == tuned
     with pytest.raises(ValueError, match=r"warmup must be a share of the steps in \[0, 1\), got 1.5"):
         spec_from_dict({**base, "training": {"warmup": 1.5}})
+
+
+def test_keep_probs_override_changes_what_is_written_not_which_trials_exist():
+    from sweep.cli import build_parser, resolve_spec
+
+    spec = load_preset("quick")
+    kept = resolve_spec(build_parser().parse_args(["run", "--keep-probs"]))
+    assert not spec.keep_probs and kept.keep_probs and all(c.keep_probs for c in kept.trials())
+    assert [c.trial_id for c in kept.trials()] == [c.trial_id for c in spec.trials()]
+    assert kept.identity() == spec.identity()  # so it may extend a folder run without it
+    assert resolve_spec(build_parser().parse_args(["run"])).keep_probs is False  # the spec's value by default
