@@ -23,13 +23,9 @@ from sweep.distributed.experiment_record import (check_experiment, check_sizes_a
 from sweep.distributed.lock import OutputLock
 from sweep.distributed.ray_connect import check_reachable, connect_ray, probe_ray
 from sweep.distributed.spec import ExperimentSpec
-<<<<<<< HEAD
 from sweep.distributed.store import (Output, check_not_inside_results, check_writable, open_output, quarantine,
-                                     read_failed, remove_stale_temp_files, remove_uncommitted, scan_done)
-=======
-from sweep.distributed.store import (Output, check_writable, open_output, quarantine, read_failed,
-                                     remove_stale_temp_files, remove_uncommitted, scan_done, trials_with_probs)
->>>>>>> issue12-images
+                                     read_failed, remove_stale_temp_files, remove_uncommitted, scan_done,
+                                     trials_with_probs)
 from sweep.distributed.tune_layer import SweepOutcome, concurrent_slots, fit_to_local_cluster, run_tune
 
 Log = Callable[[str], None]
