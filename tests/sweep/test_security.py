@@ -134,13 +134,16 @@ def test_reading_a_hostile_results_folder_unpickles_nothing(tmp_path, monkeypatc
     assert not flag.exists()
 
 
-def test_pyarrow_refuses_pickled_extension_types():
+def test_the_project_never_installs_a_pyarrow_that_unpickles_extension_types():
     """Parquet files carry no code, as long as pyarrow does not unpickle extension types
-    (CVE-2023-47248, fixed in pyarrow 14.0.1; the project requires pyarrow >= 14)."""
-    import pyarrow as pa
+    (CVE-2023-47248, fixed in pyarrow 14.0.1): the project's own requirement must exclude the rest."""
+    import tomllib
 
-    major, minor, patch = (int(x) for x in re.findall(r"\d+", pa.__version__)[:3])
-    assert (major, minor, patch) >= (14, 0, 1)
+    requirements = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    floor = next(re.fullmatch(r"pyarrow>=([\d.]+)", r.split(";")[0].strip()) for r in requirements
+                 if r.startswith("pyarrow"))
+    assert floor is not None, "pyarrow must have a >= floor"
+    assert tuple(int(x) for x in floor.group(1).split(".")) >= (14, 0, 1)
 
 
 # ---- the repository: no credentials ----------------------------------------------------------
