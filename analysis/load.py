@@ -152,6 +152,8 @@ def load_results(path: str | os.PathLike) -> pd.DataFrame:
         When ``OUT/trials`` is absent (the test-size check is skipped) or when some trials have
         confusion rows but no ``trials`` row (unfinished; they are dropped).
     """
+    if not os.fspath(path).strip():  # "" would silently mean the current folder
+        raise ValueError("the results folder must be a non-empty path or URI, got ''")
     fs, root = _filesystem(path)
     if fs.get_file_info(root).type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"results folder not found: {os.fspath(path)}")

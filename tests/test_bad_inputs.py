@@ -276,6 +276,8 @@ CASES = [
          r"inside the confusion/ folder of the results folder .*/out", quick_out),
     Case("report-into-a-results-data-folder", ("report", "{w}/out", "--to", "{w}/out/confusion"),
          r"inside the confusion/ folder of the results folder", synthetic_results()),
+    Case("report-empty-folder-name", ("report", ""), r"the results folder must be a non-empty path or URI, got ''"),
+    Case("trial-empty-data-dir", ("trial", "--data-dir", ""), r"data_dir must name a folder \(leave it out for the default\), got ''"),
     Case("report-n-boot-beyond-memory", ("report", "{w}/out", "--n-boot", "1000000000000"),
          r"n_boot must be an integer in \[100, 100,000\], got 1000000000000", synthetic_results()),
     Case("spec-noise-matrix-rows-not-summing-to-one", ("run", "spec.toml", *RUN_OUT),

@@ -194,3 +194,5 @@ def _validate(c: TrialConfig) -> None:
         raise TypeError(f"keep_probs must be true or false, got {short_repr(c.keep_probs)}")
     if c.data_dir is not None and not isinstance(c.data_dir, str):
         raise TypeError(f"data_dir must be a string, got {short_repr(c.data_dir)}")
+    if c.data_dir is not None and not c.data_dir.strip():  # as --out "": a mistake, not the default
+        raise ValueError("data_dir must name a folder (leave it out for the default), got ''")
