@@ -90,6 +90,15 @@ def _check_adoptable(out: Output, spec: ExperimentSpec) -> None:
                              f"({'; '.join(diffs)}); pass the spec that made these results")
 
 
+def _rest(identity: dict[str, Any]) -> str:
+    """A trial's identity without its size, as a key: unset values left out on both sides (a row's
+    config_json lists every field; an identity leaves out the settings added later when unset)."""
+    from sweep.engine.config import IDENTITY_FIELDS
+
+    return json.dumps({k: v for k, v in identity.items() if k in IDENTITY_FIELDS and k != "train_size"
+                       and v is not None}, sort_keys=True)
+
+
 def check_sizes_against_out(out: Output, spec: ExperimentSpec, done: frozenset[str], *,
                             num_train: int | None) -> None:
     """Refuse a train size of the grid that selects as many examples as a size spelled differently
@@ -100,7 +109,6 @@ def check_sizes_against_out(out: Output, spec: ExperimentSpec, done: frozenset[s
     dataset) takes it from OUT's rows (train_size / train_fraction).
     """
     from sweep.distributed.store import read_trial_rows
-    from sweep.engine.config import IDENTITY_FIELDS
     from sweep.engine.subsets import resolve_train_size
 
     grid = {c.trial_id: c for c in spec.trials()}
@@ -110,8 +118,7 @@ def check_sizes_against_out(out: Output, spec: ExperimentSpec, done: frozenset[s
     held: dict[tuple[str, int], Any] = {}  # (identity without the size, count) -> the size as spelled there
     for row in read_trial_rows(out, sorted(outside), columns=["train_size", "train_fraction", "config_json"]):
         config = json.loads(row["config_json"])
-        rest = {k: config.get(k) for k in IDENTITY_FIELDS if k != "train_size"}
-        held[json.dumps(rest, sort_keys=True), int(row["train_size"])] = config.get("train_size")
+        held[_rest(config), int(row["train_size"])] = config.get("train_size")
         if num_train is None and row["train_fraction"]:
             num_train = round(row["train_size"] / row["train_fraction"])
     if num_train is None:
@@ -119,12 +126,12 @@ def check_sizes_against_out(out: Output, spec: ExperimentSpec, done: frozenset[s
     for config in grid.values():
         if config.trial_id in done:
             continue
-        rest = {k: v for k, v in config.identity().items() if k != "train_size"}
+        rest = _rest(config.identity())
         try:
             count = resolve_train_size(config.train_size, num_train)
         except ValueError:
             continue  # above the split: the dataset check says so on a local run, the trial on a cluster
-        there = held.get((json.dumps(rest, sort_keys=True), count), config.train_size)
+        there = held.get((rest, count), config.train_size)
         if there != config.train_size or type(there) is not type(config.train_size):
             raise ValueError(f"train_sizes: {config.train_size!r} selects the same {count} of {num_train} train "
                              f"examples as {there!r}, whose trials {out.uri} already holds; write {there!r} "
