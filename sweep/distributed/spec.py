@@ -29,7 +29,7 @@ from sweep.engine.config import AXES, TrialConfig, spec_fields
 from sweep.engine.recipes import MODEL_NAMES
 
 PRESET_DIR = Path(__file__).parent / "presets"
-PRESETS = ("quick", "blog", "blog-x20", "fast")  # files sweep/distributed/presets/<name>.toml
+PRESETS = ("quick", "blog", "blog-x20", "fast", "cifar-cpu")  # files sweep/distributed/presets/<name>.toml
 # Starts with a letter or digit: "." or ".." as the default OUT (results/<name>) would be a folder
 # that holds other things, or results/ itself.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: no trailing newline slips through
