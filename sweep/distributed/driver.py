@@ -234,4 +234,4 @@ def sweep_status(out: str, spec: ExperimentSpec | None = None, *, seeds: int | N
                        failed=stuck, corrupt=scan.corrupt, stray=scan.stray)
 
 
-__all__ = ["run_sweep", "sweep_status", "SweepOutcome", "SweepStatus", "CellStatus", "Output"]
+__all__ = ["run_sweep", "sweep_status", "SweepOutcome", "SweepStatus", "CellStatus"]

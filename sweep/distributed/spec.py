@@ -43,7 +43,6 @@ _TOP_KEYS = ("name", "dataset", "models", "noise_mode", "noise_fractions", "trai
              *(k for k in spec_fields("top") if k not in ("dataset", "noise_mode")), "retries", "training",
              "resources", "description")
 _TRAINING_KEYS = spec_fields("training")
-_SPEC_RESOURCES = ("cpus", "gpus", "max_concurrent")  # per trial, for Ray; device is the trial's own
 _RESOURCE_KEYS = ("cpus", "gpus", *spec_fields("resources"), "max_concurrent")
 
 
@@ -74,22 +73,11 @@ class ExperimentSpec:
         for model, noise_fraction, train_size in self.cells():
             self.trial_config(model, noise_fraction, train_size, self.seeds[0])
 
-    # ---- what every trial shares --------------------------------------------------------------
-    @property
-    def dataset(self) -> str:
-        return self.base.dataset
-
-    @property
-    def noise_mode(self) -> str:
-        return self.base.noise_mode
-
-    @property
-    def device(self) -> str:
-        return self.base.device
-
-    @property
-    def keep_probs(self) -> bool:
-        return self.base.keep_probs
+    # ---- what every trial shares (read through to the base config) -----------------------------
+    dataset = property(lambda self: self.base.dataset, doc="the trials' dataset spec")
+    noise_mode = property(lambda self: self.base.noise_mode, doc="the trials' noise mode")
+    device = property(lambda self: self.base.device, doc="the trials' device request")
+    keep_probs = property(lambda self: self.base.keep_probs, doc="whether trials keep per-example softmax")
 
     @property
     def threads(self) -> int:
