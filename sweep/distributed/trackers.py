@@ -12,7 +12,8 @@ are off by default: OUT's Parquet is the record of a sweep, a tracker is a view 
   unfinished trial) replaces its folder's event files: the folder shows the attempt whose results
   OUT holds. An OUT on an object store gets the event files copied there after each ``Tuner.fit``.
 * ``mlflow``: Ray's ``MLflowLoggerCallback``; the experiment is the spec's name, the tracking URI
-  ``$MLFLOW_TRACKING_URI``, else a file store at ``OUT/mlruns`` (local OUT) or MLflow's own default.
+  ``$MLFLOW_TRACKING_URI``, else an SQLite store ``OUT/mlflow.db`` (local OUT; MLflow 3 refuses its
+  old ``mlruns/`` file store) or MLflow's own default.
 * ``wandb``: Ray's ``WandbLoggerCallback``; the project is the spec's name, the group this run of
   ``sweep run``; ``WANDB_MODE=offline`` works as W&B documents it. W&B's local files go to
   ``$WANDB_DIR``, else ``OUT/wandb/`` (local OUT), else ``./wandb/`` where ``sweep run`` was started.
@@ -34,7 +35,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from sweep.contract import MLFLOW_DIR, TENSORBOARD_DIR
+from sweep.contract import MLFLOW_DB, TENSORBOARD_DIR
 from sweep.distributed.store import Output
 
 
@@ -96,7 +97,7 @@ def _mlflow(run: TrackerRun) -> Any:
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or (
-        "file://" + run.out.path(MLFLOW_DIR) if run.out.is_local else None)
+        "sqlite:///" + run.out.path(MLFLOW_DB) if run.out.is_local else None)
     return MLflowLoggerCallback(tracking_uri=uri, experiment_name=run.experiment, tags={"sweep_run": run.run})
 
 
@@ -113,7 +114,7 @@ TRACKERS: dict[str, Tracker] = {
     "tensorboard": Tracker("tensorboardX", "tensorboard", _tensorboard,
                            f"event files in OUT/{TENSORBOARD_DIR}/<grid point>/ (view: tensorboard --logdir OUT)"),
     "mlflow": Tracker("mlflow", "mlflow", _mlflow,
-                      f"runs in the MLflow experiment named by the spec, at $MLFLOW_TRACKING_URI, else OUT/{MLFLOW_DIR}"),
+                      f"runs in the MLflow experiment named by the spec, at $MLFLOW_TRACKING_URI, else OUT/{MLFLOW_DB}"),
     "wandb": Tracker("wandb", "wandb", _wandb,
                      "runs in the W&B project named by the spec; WANDB_MODE=offline keeps them local"),
 }

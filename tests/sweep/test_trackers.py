@@ -170,7 +170,7 @@ def test_sweep_run_log_tensorboard_writes_each_trials_metrics_beside_the_results
     spec = write_spec(SPEC)
     out = spec.parent / "out"
     assert sweep_main(["run", spec, "--out", out]) == 0
-    assert not (out / "tensorboard").exists() and not (out / "mlruns").exists()
+    assert not (out / "tensorboard").exists() and not (out / "mlflow.db").exists()
 
     assert sweep_main(["run", spec, "--out", out, "--seeds", "2", "--log", "tensorboard"]) == 0
     err = capfd.readouterr().err
@@ -199,7 +199,7 @@ def test_sweep_run_log_mlflow_makes_a_run_per_trial_in_the_specs_experiment(ray_
     spec = write_spec(SPEC)
     out = spec.parent / "out"
     assert sweep_main(["run", spec, "--out", out, "--log", "mlflow"]) == 0
-    client = mlflow.tracking.MlflowClient(tracking_uri=(out / "mlruns").as_uri())
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tracked")
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["blog_cnn_shuffle-0.0_n300_seed0",
