@@ -107,7 +107,10 @@ def _wandb(run: TrackerRun) -> Any:
     # wandb.init(dir=D) writes D/wandb/; Ray's logging actor would otherwise write into Tune's
     # scratch folder, which is deleted after each fit (an offline run would be lost).
     folder = os.environ.get("WANDB_DIR") or (run.out.root if run.out.is_local else os.getcwd())
-    return WandbLoggerCallback(project=run.experiment, group=run.run, dir=os.path.abspath(folder))
+    # The logging actor's process has the environment of Ray's workers, not of this driver (on a
+    # cluster, of whoever started Ray): the driver's WANDB_MODE is handed to wandb.init itself.
+    mode = {"mode": os.environ["WANDB_MODE"]} if os.environ.get("WANDB_MODE") else {}
+    return WandbLoggerCallback(project=run.experiment, group=run.run, dir=os.path.abspath(folder), **mode)
 
 
 TRACKERS: dict[str, Tracker] = {

@@ -212,6 +212,26 @@ def test_sweep_run_log_mlflow_makes_a_run_per_trial_in_the_specs_experiment(ray_
         assert run.data.tags["sweep_run"].startswith("tracked-")
 
 
+@pytest.mark.ray
+def test_sweep_run_log_wandb_offline_keeps_a_run_per_trial_in_out(ray_session, write_spec, monkeypatch):
+    """WANDB_MODE=offline: W&B's run files land in OUT/wandb/, each named by its grid point, in the
+    spec's project, holding what the trial reported (W&B's records keep strings as written)."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")  # read by the driver, after Ray's workers started
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    spec = write_spec(SPEC)
+    out = spec.parent / "out"
+    assert sweep_main(["run", spec, "--out", out, "--log", "wandb"]) == 0
+    records = {path.read_bytes() for path in (out / "wandb").glob("offline-run-*/run-*.wandb")}
+    assert len(records) == 2
+    trials = pd.read_parquet(out / "trials")
+    for noise in (0.0, 0.5):
+        name = f"blog_cnn_shuffle-{noise}_n300_seed0".encode()
+        (data,) = [r for r in records if name in r]
+        assert b"tracked" in data and b"accuracy" in data
+        assert repr(float(trials.accuracy[trials.noise_fraction == noise].iloc[0])).encode() in data
+
+
 def test_trackers_module_is_light_to_import():
     """The command line lists the trackers in --help: naming them must not import Ray or torch."""
     import subprocess
