@@ -19,6 +19,7 @@ from typing import Sequence
 
 from analysis.cli import OneLineParser
 from sweep.distributed.spec import MAX_SEED_COUNT, PRESETS, ExperimentSpec, load_preset, load_spec
+from sweep.distributed.trackers import TRACKERS
 from sweep.engine.config import DEVICES, TrialConfig
 from sweep.engine.datasets import SPEC_FORMS
 from sweep.engine.malloc_tuning import enabled as malloc_tuning_enabled
@@ -271,6 +272,13 @@ def _add_sweep_parsers(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--adopt", action="store_true",
                      help="take over an OUT whose experiment.json is gone, when every trial in it belongs to SPEC's "
                           "experiment (it is written anew); default: refuse results without a record")
+    run.add_argument("--log", action="append", metavar="TRACKER", default=None,
+                     help="also log every trial's reported metrics to a tracker, through Ray Tune's logger "
+                          "callbacks; a comma list or the flag repeated: "
+                          + "; ".join(f"{name}: {t.what}" for name, t in TRACKERS.items())
+                          + ". Each needs its package: pip install 'class-fragility-sweep[NAME]' (tensorboardX comes with "
+                          "ray[tune]); "
+                          "default: no tracker")
     run.add_argument("--yes", action="store_true",
                      help=f"run grids of more than {HUGE_GRID:,} trials; default: refuse them with the trial count")
     run.set_defaults(handler=_run_command)
@@ -316,7 +324,7 @@ def _run_command(args: argparse.Namespace) -> int:
     # `--out ""` is a mistake to report (open_output does), not a request for the default
     out = os.path.join("results", spec.name) if args.out is None else args.out
     outcome = run_sweep(spec, out, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
-                        verbose=args.verbose, adopt=args.adopt, log=log)
+                        verbose=args.verbose, adopt=args.adopt, trackers=args.log or (), log=log)
     if outcome.ran == 0:
         return 0
     done = outcome.skipped + outcome.succeeded

@@ -71,6 +71,9 @@ RESULT_SCHEMAS = {"confusion": CONFUSION_SCHEMA, "probs": PROBS_SCHEMA, "trials"
 RESULT_DIRS = tuple(RESULT_SCHEMAS)
 FAILED_DIR = "failed"  # OUT/failed/<trial_id>.json: a trial's last error until it succeeds
 EXPERIMENT_FILE = "experiment.json"
+# Written only when `sweep run --log` asks; no reader of the results looks inside them.
+TENSORBOARD_DIR = "tensorboard"  # OUT/tensorboard/<grid point>/events.out.tfevents.*
+MLFLOW_DB = "mlflow.db"  # OUT/mlflow.db: MLflow's SQLite tracking store, when $MLFLOW_TRACKING_URI is unset
 
 
 def trial_id(identity: dict[str, Any]) -> str:

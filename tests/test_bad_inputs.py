@@ -12,6 +12,7 @@ files, datasets (tiny image folders and Parquet made here) and results folders.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -179,6 +180,15 @@ CASES = [
          lambda w: (w / "out").write_text("not a folder")),
     Case("run-out-under-a-file", ("run", "--out", "{w}/file/out"),
          r"cannot create the output folder .*/file/out: Not a directory", lambda w: (w / "file").write_text("x")),
+    Case("run-log-unknown-tracker", ("run", "--log", "tensorboard,comet", *RUN_OUT),
+         r"--log 'comet' is not a tracker; allowed: tensorboard, mlflow, wandb", quick_out),
+    Case("run-log-empty-name", ("run", "--log", "tensorboard", "--log", "", *RUN_OUT),
+         r"--log '' is not a tracker; allowed: tensorboard, mlflow, wandb"),
+    # The optional extras are absent where the test extra alone is installed (CI).
+    *[Case(f"run-log-{name}-not-installed", ("run", "--log", name, *RUN_OUT),
+           rf"--log {name} needs the {name} package, which is not installed: "
+           rf"pip install 'class-fragility-sweep\[{name}\]'", quick_out)
+      for name in ("mlflow", "wandb") if importlib.util.find_spec(name) is None],
     # -- sweep run: what OUT already holds
     Case("run-out-of-another-experiment", ("run", "--preset", "fast", *RUN_OUT),
          r"out holds results of a different experiment \(dataset: 'digits' there, 'cifar10' here", quick_out),

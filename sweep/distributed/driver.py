@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from sweep.distributed.experiment_record import (check_experiment, check_sizes_against_out, read_experiment,
                                                  record_experiment, stored_spec)
@@ -26,6 +26,7 @@ from sweep.distributed.spec import ExperimentSpec
 from sweep.distributed.store import (Output, check_not_inside_results, check_writable, open_output, quarantine,
                                      read_failed, remove_stale_temp_files, remove_uncommitted, scan_done,
                                      trials_with_probs)
+from sweep.distributed.trackers import TRACKERS, resolve_trackers
 from sweep.distributed.tune_layer import SweepOutcome, concurrent_slots, fit_to_local_cluster, run_tune
 
 Log = Callable[[str], None]
@@ -45,7 +46,7 @@ def resolve_address(address: str | None) -> str | None:
 
 def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num_cpus: int | None = None,
               dashboard: bool = False, verbose: bool = False, progress: bool = True, adopt: bool = False,
-              log: Log | None = None) -> SweepOutcome:
+              trackers: str | Sequence[str] = (), log: Log | None = None) -> SweepOutcome:
     """Run every trial of ``spec`` whose result OUT does not hold yet, and say what became of them.
 
     ``address`` is a Ray cluster to join (host:port, ray://host:port, auto; default $RAY_ADDRESS,
@@ -54,13 +55,16 @@ def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num
     live progress line on stderr. A local run checks the grid against the dataset first (and fills
     the dataset cache the workers then read); a cluster's driver does not read the dataset.
     ``adopt`` takes over an OUT whose ``experiment.json`` is gone, when every trial in it belongs to
-    ``spec``'s experiment.
+    ``spec``'s experiment. ``trackers`` ("tensorboard", "mlflow", "wandb", or a comma list) log every
+    trial's reports to those trackers as well (``sweep.distributed.trackers``); they are not part of
+    the experiment, so any run of a sweep may add or drop them.
     """
     from sweep.engine.malloc_tuning import enabled as malloc_tuning_enabled
 
     log = log or _log_to_stderr
     malloc_tuning_enabled()  # a bad SWEEP_KEEP_FREED_MEMORY stops here, before anything is started
     output = open_output(out)
+    trackers = resolve_trackers(trackers)  # an unknown or uninstalled tracker stops here
     check_not_inside_results(output)
     check_experiment(output, spec, adopt=adopt)
     address = resolve_address(address)
@@ -116,7 +120,10 @@ def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num
         if note:
             log(f"note: {note}")
         _log_cluster(fitted, local=not address, log=log)
-        return run_tune(fitted, output, todo, skipped=skipped, verbose=verbose, progress=progress)
+        if trackers:
+            log("logging every trial to " + "; ".join(f"{n}: {TRACKERS[n].what}" for n in trackers))
+        return run_tune(fitted, output, todo, skipped=skipped, verbose=verbose, progress=progress,
+                        trackers=trackers)
     except BaseException:
         lock.release()
         if created:

@@ -24,11 +24,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import product
-from typing import Any
+from typing import Any, Sequence
 
 from sweep.distributed import fault_hooks
 from sweep.distributed.spec import ExperimentSpec
 from sweep.distributed.store import Output, read_failed, scan_done, write_failed, write_trial
+from sweep.distributed.trackers import Trackers, trial_name
 from sweep.engine.config import AXES, TrialConfig
 
 
@@ -183,8 +184,11 @@ def chunk_size(slots: int) -> int:
 
 
 def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skipped: int,
-             verbose: bool = False, progress: bool = True) -> SweepOutcome:
+             verbose: bool = False, progress: bool = True, trackers: Sequence[str] = ()) -> SweepOutcome:
     """Run ``todo`` on the connected Ray cluster and report what became of each trial.
+
+    ``trackers`` (names checked by ``trackers.resolve_trackers``) add Ray Tune's logger callbacks
+    for TensorBoard, MLflow or W&B to every fit (``sweep.distributed.trackers``).
 
     Tune's driver keeps every trial of a fit in memory until the fit ends (about 45 KB per trial
     here: 298 MiB at 500 finished trials, 367 MiB at 2,000), so a large grid runs as consecutive
@@ -198,7 +202,8 @@ def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skip
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"  # Tune propagates this to the trial actors
     # OUT is the record of a sweep; Tune's default per-trial CSV/JSON/TensorBoard loggers would
     # write a second one into scratch, and the TensorBoard logger imports torch on the driver
-    # (2.5 s of a sweep's start-up here, measured).
+    # (2.5 s of a sweep's start-up here, measured). `--log tensorboard` adds that logger back,
+    # writing into OUT/tensorboard (sweep.distributed.trackers).
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     if not verbose:
         logging.getLogger("ray").setLevel(logging.ERROR)
@@ -208,18 +213,20 @@ def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skip
     callback = SweepProgress(total=spec.num_trials, skipped=skipped, enabled=progress)
     size = chunk_size(slots)
     name = f"{spec.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    tracking = Trackers(trackers, out=out, experiment=spec.name, run=name)
     failed: dict[str, dict[str, Any]] = {}
     started = time.monotonic()
     try:
         for index, first in enumerate(range(0, len(todo), size)):
             chunk = todo[first:first + size]
-            errors = _fit(spec, out, chunk, callback, verbose=verbose, name=f"{name}-{index}")
+            errors = _fit(spec, out, chunk, callback, tracking, verbose=verbose, name=f"{name}-{index}")
             failed.update(_failures(spec, out, errors))
             done = scan_done(out, validate=False).done
             if any(c.trial_id not in done and c.trial_id not in failed for c in chunk):
                 break  # interrupted (Ctrl-C ends a fit cleanly, leaving trials unrun): no next chunk
     finally:
         callback.close()
+        tracking.close()
     wall = time.monotonic() - started
 
     todo_ids = [c.trial_id for c in todo]
@@ -233,8 +240,8 @@ def run_tune(spec: ExperimentSpec, out: Output, todo: list[TrialConfig], *, skip
     )
 
 
-def _fit(spec: ExperimentSpec, out: Output, chunk: list[TrialConfig], callback: Any, *, verbose: bool,
-         name: str) -> list[tuple[dict[str, Any], BaseException]]:
+def _fit(spec: ExperimentSpec, out: Output, chunk: list[TrialConfig], callback: Any, tracking: Trackers, *,
+         verbose: bool, name: str) -> list[tuple[dict[str, Any], BaseException]]:
     """One Tuner.fit over ``chunk``: (trial config, error) of each trial that ended in an error.
     Nothing of Tune's is kept past the return, so its memory goes with the chunk."""
     from ray import tune
@@ -243,16 +250,18 @@ def _fit(spec: ExperimentSpec, out: Output, chunk: list[TrialConfig], callback: 
     tuner = tune.Tuner(
         tune.with_resources(sweep_trainable, {"cpu": spec.cpus, "gpu": spec.gpus}),
         param_space=param_space(spec, chunk, out=out),
-        tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None, reuse_actors=True),
+        tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent or None, reuse_actors=True,
+                                    trial_name_creator=trial_name),
         run_config=tune.RunConfig(
             name=name, storage_path=scratch, failure_config=tune.FailureConfig(max_failures=spec.retries),
-            callbacks=[callback], verbose=2 if verbose else 0, progress_reporter=None,
+            callbacks=[callback, *tracking.callbacks()], verbose=2 if verbose else 0, progress_reporter=None,
         ),
     )
     try:
         return [(result.config, result.error) for result in tuner.fit() if result.error is not None]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        tracking.after_fit()
 
 
 def _failures(spec: ExperimentSpec, out: Output,

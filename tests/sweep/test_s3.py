@@ -89,8 +89,12 @@ def test_sweep_run_status_resume_and_report_on_s3(s3, tmp_path, monkeypatch):
     assert again.returncode == 0 and "4 already done, 0 to run" in again.stderr, again.stderr[-2000:]
     assert objects(s3["fs"]) == names
 
-    extended = run(["run", spec, "--out", s3["uri"], "--seeds", "3"], s3["env"])
+    # --log tensorboard on an object store: the event files are copied there after the fit.
+    extended = run(["run", spec, "--out", s3["uri"], "--seeds", "3", "--log", "tensorboard"], s3["env"])
     assert extended.returncode == 0 and "6 trials, 4 already done, 2 to run" in extended.stderr, extended.stderr[-2000:]
+    events = [n for n in objects(s3["fs"]) if n.startswith("tensorboard/")]
+    assert [n.split("/")[1] for n in events] == ["blog_cnn_shuffle-0.0_n1.0_seed2", "blog_cnn_shuffle-0.5_n1.0_seed2"]
+    assert all(n.split("/")[2].startswith("events.out.tfevents.") for n in events)
 
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         monkeypatch.setenv(key, s3["env"][key])  # for the analysis, read in this process
