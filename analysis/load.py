@@ -156,7 +156,7 @@ def load_results(path: str | os.PathLike | Sequence[str | os.PathLike]) -> pd.Da
         When ``OUT/trials`` is absent (the test-size check is skipped) or when some trials have
         confusion rows but no ``trials`` row (unfinished; they are dropped).
     """
-    if isinstance(path, (list, tuple)):  # several folders: a layer over this single-folder load
+    if not isinstance(path, (str, os.PathLike)):  # several folders: a layer over this single-folder load
         from .several import load_several
 
         return load_several(path)[0]

@@ -37,7 +37,7 @@ def results_paths(path_or_paths) -> list:
     """The folders named by ``path_or_paths``: ``[path]`` for one str/PathLike, else the sequence's items."""
     if isinstance(path_or_paths, (str, os.PathLike)):
         return [path_or_paths]
-    if not isinstance(path_or_paths, Sequence) or isinstance(path_or_paths, (bytes, bytearray)):
+    if not isinstance(path_or_paths, (list, tuple)):  # a set has no order, a str is one path
         raise TypeError("results must be a path (str or os.PathLike) or a list of paths, got "
                         f"{type(path_or_paths).__name__}")
     paths = list(path_or_paths)
