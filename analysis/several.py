@@ -168,8 +168,26 @@ def load_several(paths: Sequence) -> tuple[pd.DataFrame, list[tuple[str, list[st
 
 
 def _warn_unpaired(names: list[str], frames: list[pd.DataFrame], paths: list) -> None:
-    """Warn when folders of one dataset and noise mode drew their training data differently (subset mode,
-    noise pairs or matrix): same-seed trials then do not share their subsets and noisy labels."""
+    """Warn when folders of one dataset and noise mode drew their training data differently: different
+    subset modes or noise pairs/matrices (from config_json), or trials at the same seed, noise fraction
+    and train fraction with a different train size or realized noise. Same-seed trials then do not share
+    their subsets and noisy labels, and comparisons across the folders are not paired."""
+    keys = ["dataset", "noise_mode", "noise_fraction", "train_fraction", "seed"]
+    trials = [frame.drop_duplicates("trial_id")[[*keys, "train_size", "realized_noise"]]
+              .astype({"dataset": str, "noise_mode": str}).drop_duplicates(keys) for frame in frames]
+    for i in range(len(frames)):
+        for j in range(i + 1, len(frames)):
+            both = trials[i].merge(trials[j], on=keys, suffixes=("_a", "_b"))
+            differ = (both["train_size_a"] != both["train_size_b"]) | ~np.isclose(both["realized_noise_a"],
+                                                                                   both["realized_noise_b"])
+            if differ.any():
+                r = both[differ].iloc[0]
+                warnings.warn(f"{names[i]} and {names[j]} trained on different data at the same seed: {r['dataset']}, "
+                              f"noise {r['noise_mode']} {r['noise_fraction']:g}, train fraction {r['train_fraction']:g}, "
+                              f"seed {r['seed']} has train_size {r['train_size_a']} and realized noise "
+                              f"{r['realized_noise_a']:.4f} in one, {r['train_size_b']} and {r['realized_noise_b']:.4f} in "
+                              "the other; comparisons across them are not paired", stacklevel=3)
+                return
     seen: dict[tuple[str, str], tuple[str, set]] = {}
     for name, frame, path in zip(names, frames, paths):
         settings = _data_settings(path)

@@ -169,3 +169,26 @@ def test_report_of_several_folders_needs_to(folders, capsys):
     assert main(["report", *map(str, folders)]) == 2
     assert "2 results folders make one report" in capsys.readouterr().err
     assert not (folders[0] / "report").exists()
+
+
+def _with_config(folder, **config):
+    """Give every trials/ row of ``folder`` a config_json column, as `sweep run` writes it."""
+    for path in (folder / "trials").iterdir():
+        pd.read_parquet(path).assign(config_json=json.dumps(config)).to_parquet(path, index=False)
+    return folder
+
+
+def test_folders_that_trained_on_different_data_warn(tmp_path, folders):
+    a = folders[0]
+    resized = write_synthetic_results(tmp_path / "resized", SyntheticSpec(**GRID, full_train_size=40_000,
+                                                                          experiment="resized"))
+    with pytest.warns(UserWarning, match=r"trained on different data at the same seed: synthetic, noise symmetric 0, "
+                                         r"train fraction 1, seed 0 has train_size 50000 .* 40000"):
+        load_results([a, resized])
+    x = _with_config(write_synthetic_results(tmp_path / "x", SyntheticSpec(**GRID, experiment="x")),
+                     subset_mode="random", noise_pairs=None, noise_matrix=None)
+    y = _with_config(write_synthetic_results(tmp_path / "y", SyntheticSpec(**GRID, experiment="y")),
+                     subset_mode="stratified", noise_pairs=None, noise_matrix=None)
+    with pytest.warns(UserWarning, match=r"both hold synthetic with noise mode symmetric but draw their training data "
+                                         r"differently \(subset_mode, noise_pairs, noise_matrix"):
+        load_results([x, y])
