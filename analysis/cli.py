@@ -21,8 +21,9 @@ breakpoints, directional confusions, noise against less data and the iso-accurac
 Sections the grid cannot support are replaced by a note.
 
 Several folders (a model or a dataset per folder, e.g. `sweep report results/a results/b --to
-ab`) make one report when they share their classes (same names, same order); each model is then
-labelled experiment/model, and models are compared only on the same dataset, noise mode and levels.
+ab`) make one report when they share their classes (same names, same order). With several
+experiments each model is labelled experiment/model, and two models are compared only on the same
+dataset, noise mode and levels.
 """
 
 

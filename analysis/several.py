@@ -59,9 +59,10 @@ def _classes(df: pd.DataFrame) -> list[str]:
 
 
 def _per_trial(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per trial: its key columns."""
+    """One row per trial: its key columns, string keys as str."""
     first = ~df["trial_id"].duplicated().to_numpy()
-    return df.loc[first, ["trial_id", *STRING_KEYS, "noise_fraction", "train_fraction", "seed"]]
+    columns = ["trial_id", *STRING_KEYS, "noise_fraction", "train_fraction", "seed", "train_size", "realized_noise"]
+    return df.loc[first, columns].astype({c: str for c in ("trial_id", *STRING_KEYS)})
 
 
 def _test_set(df: pd.DataFrame) -> np.ndarray:
@@ -133,8 +134,7 @@ def load_several(paths: Sequence) -> tuple[pd.DataFrame, list[tuple[str, list[st
                                  f"{same['experiment'].iloc[0]!r} (e.g. trial {same['trial_id'].iloc[0]}): the same "
                                  "folder twice, or a copy of it; give each folder once")
     keys = ["experiment", "dataset", "model", "noise_mode", "noise_fraction", "train_fraction", "seed"]
-    points = pd.concat([t[keys].astype({c: str for c in STRING_KEYS}).assign(folder=k)
-                        for k, t in enumerate(trials)], ignore_index=True)
+    points = pd.concat([t[keys].assign(folder=k) for k, t in enumerate(trials)], ignore_index=True)
     clash = points.duplicated(keys, keep=False)
     if clash.any():
         row = points[clash].iloc[0]
@@ -153,30 +153,45 @@ def load_several(paths: Sequence) -> tuple[pd.DataFrame, list[tuple[str, list[st
                 raise ValueError(f"dataset {dataset!r} was scored on different test sets in {first[0]} and {name} "
                                  f"(class sizes {first[1].astype(int).tolist()} vs {sizes.astype(int).tolist()}); "
                                  "results of one dataset must count the same test set")
-    _warn_unpaired(names, frames, paths)
+    _warn_unpaired(names, trials, paths)
 
-    experiments = sorted({str(e) for frame in frames for e in frame["experiment"].unique()})
-    combined = pd.concat([frame.astype({c: str for c in (*STRING_KEYS, "trial_id")}) for frame in frames],
-                         ignore_index=True)
+    folders = [(name, sorted(set(t["experiment"]))) for name, t in zip(names, trials)]
+    experiments = sorted({e for _, exps in folders for e in exps})
     if len(experiments) > 1:
-        combined["model"] = combined["experiment"] + "/" + combined["model"]
+        frames = [_labelled(frame) for frame in frames]
+    # Categoricals with one sorted category list per column concatenate as categoricals (codes, not
+    # strings: cheap at millions of rows); the class columns already share theirs.
     for column in (*STRING_KEYS, "trial_id"):
-        combined[column] = pd.Categorical(combined[column], categories=sorted(combined[column].unique()))
-    combined = combined.sort_values(SORT, ascending=[True, True, True, True, False, True, True, True])
-    folders = [(name, sorted(map(str, frame["experiment"].unique()))) for name, frame in zip(names, frames)]
+        categories = sorted({str(c) for frame in frames for c in frame[column].cat.categories})
+        frames = [frame.assign(**{column: frame[column].cat.set_categories(categories)}) for frame in frames]
+    if all(len(exps) == 1 for _, exps in folders) and len(experiments) == len(folders):
+        # One experiment per folder, each sorted by load_results: in experiment order they are sorted.
+        order = np.argsort([exps[0] for _, exps in folders], kind="stable")
+        combined = pd.concat([frames[k] for k in order], ignore_index=True)
+    else:
+        combined = pd.concat(frames, ignore_index=True)
+        combined = combined.sort_values(SORT, ascending=[True, True, True, True, False, True, True, True])
     return combined.reset_index(drop=True), folders
 
 
-def _warn_unpaired(names: list[str], frames: list[pd.DataFrame], paths: list) -> None:
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """``model`` as ``<experiment>/<model>``, built on the categories (a handful of labels, not a string a row)."""
+    experiments, models = frame["experiment"].cat.categories, frame["model"].cat.categories
+    pair = frame["experiment"].cat.codes.to_numpy(np.int64) * len(models) + frame["model"].cat.codes.to_numpy(np.int64)
+    used, codes = np.unique(pair, return_inverse=True)
+    labels = [f"{experiments[u // len(models)]}/{models[u % len(models)]}" for u in used]
+    return frame.assign(model=pd.Categorical.from_codes(codes.reshape(-1), categories=labels))
+
+
+def _warn_unpaired(names: list[str], trials: list[pd.DataFrame], paths: list) -> None:
     """Warn when folders of one dataset and noise mode drew their training data differently: different
     subset modes or noise pairs/matrices (from config_json), or trials at the same seed, noise fraction
     and train fraction with a different train size or realized noise. Same-seed trials then do not share
     their subsets and noisy labels, and comparisons across the folders are not paired."""
     keys = ["dataset", "noise_mode", "noise_fraction", "train_fraction", "seed"]
-    trials = [frame.drop_duplicates("trial_id")[[*keys, "train_size", "realized_noise"]]
-              .astype({"dataset": str, "noise_mode": str}).drop_duplicates(keys) for frame in frames]
-    for i in range(len(frames)):
-        for j in range(i + 1, len(frames)):
+    trials = [t[[*keys, "train_size", "realized_noise"]].drop_duplicates(keys) for t in trials]
+    for i in range(len(trials)):
+        for j in range(i + 1, len(trials)):
             both = trials[i].merge(trials[j], on=keys, suffixes=("_a", "_b"))
             differ = (both["train_size_a"] != both["train_size_b"]) | ~np.isclose(both["realized_noise_a"],
                                                                                    both["realized_noise_b"])
@@ -189,11 +204,11 @@ def _warn_unpaired(names: list[str], frames: list[pd.DataFrame], paths: list) ->
                               "the other; comparisons across them are not paired", stacklevel=3)
                 return
     seen: dict[tuple[str, str], tuple[str, set]] = {}
-    for name, frame, path in zip(names, frames, paths):
+    for name, t, path in zip(names, trials, paths):
         settings = _data_settings(path)
         if not settings:
             continue  # no config_json to compare (synthetic or hand-written results)
-        for dataset, mode in {(str(d), str(m)) for d, m in zip(frame["dataset"], frame["noise_mode"])}:
+        for dataset, mode in set(zip(t["dataset"], t["noise_mode"])):
             first = seen.setdefault((dataset, mode), (name, settings))
             if first[1] != settings:
                 warnings.warn(f"{first[0]} and {name} both hold {dataset} with noise mode {mode} but draw their "

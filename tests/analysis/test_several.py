@@ -12,6 +12,7 @@ import pytest
 from analysis import (SyntheticSpec, findings, load_results, model_comparison, sensitivity_ranking,
                       write_synthetic_results)
 from analysis.cli import main
+from analysis.several import SORT
 
 # The small four-class grid, one model per folder; each folder plants another most noise-fragile class.
 GRID = dict(classes=("ant", "bee", "cat", "dog"), collapse_class="bee", noise_hurts_class=None, data_hungry_class=None, flat_classes=("ant",),
@@ -44,6 +45,8 @@ def test_two_folders_load_as_one_table_with_models_labelled_by_experiment(folder
     part = both[both["experiment"] == "study-b"].reset_index(drop=True)
     assert part["count"].tolist() == b["count"].tolist()  # the same rows, in the same order within a folder
     assert both["trial_id"].nunique() == a["trial_id"].nunique() + b["trial_id"].nunique()
+    resorted = both.sort_values(SORT, ascending=[True, True, True, True, False, True, True, True])
+    pd.testing.assert_frame_equal(both, resorted.reset_index(drop=True))  # in load_results' order
 
 
 def test_one_folder_in_a_list_is_the_single_folder_load(folders):
