@@ -443,7 +443,7 @@ def findings(df: pd.DataFrame, *, alpha: float = 0.05, top_confusions: int = 3, 
     Parameters
     ----------
     df : pandas.DataFrame
-        The confusion table from :func:`load_results` (one experiment).
+        The confusion table from :func:`load_results` (one folder, or several).
     alpha : float, keyword-only
         Family-wise level at which a finding is settled, in (0, 1).
     top_confusions : int, keyword-only

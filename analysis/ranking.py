@@ -92,7 +92,7 @@ def sensitivity_ranking(df: pd.DataFrame, *, factor: str = "noise", n_boot: int 
     Parameters
     ----------
     df : pandas.DataFrame
-        The confusion table from :func:`load_results` (one experiment).
+        The confusion table from :func:`load_results` (one folder, or several).
     factor : {"noise", "size"}, keyword-only
     n_boot : int, keyword-only
         Bootstrap resamples of the seeds, for the rank intervals (>= 100).
@@ -267,7 +267,7 @@ def class_table(df: pd.DataFrame, *, cells: str = "axes", confidence: float = 0.
     Parameters
     ----------
     df : pandas.DataFrame
-        The confusion table from :func:`load_results` (one experiment).
+        The confusion table from :func:`load_results` (one folder, or several).
     cells : {"axes", "all"}, keyword-only
         "axes": the baseline, each noise level at the baseline's train fraction and each train
         fraction at noise 0 (models without a baseline: every cell); "all": every cell of the grid.
