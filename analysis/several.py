@@ -197,11 +197,12 @@ def _warn_unpaired(names: list[str], trials: list[pd.DataFrame], paths: list) ->
                                                                                    both["realized_noise_b"])
             if differ.any():
                 r = both[differ].iloc[0]
-                warnings.warn(f"{names[i]} and {names[j]} trained on different data at the same seed: {r['dataset']}, "
-                              f"noise {r['noise_mode']} {r['noise_fraction']:g}, train fraction {r['train_fraction']:g}, "
-                              f"seed {r['seed']} has train_size {r['train_size_a']} and realized noise "
-                              f"{r['realized_noise_a']:.4f} in one, {r['train_size_b']} and {r['realized_noise_b']:.4f} in "
-                              "the other; comparisons across them are not paired", stacklevel=3)
+                warnings.warn(f"{names[i]} and {names[j]} trained on different data at the same seed: "
+                              f"{r['dataset']}, noise {r['noise_mode']} {r['noise_fraction']:g}, train fraction "
+                              f"{r['train_fraction']:g}, seed {r['seed']} has train_size {r['train_size_a']} and "
+                              f"realized noise {r['realized_noise_a']:.4f} in one, {r['train_size_b']} and "
+                              f"{r['realized_noise_b']:.4f} in the other; comparisons across them are not paired",
+                              stacklevel=3)
                 return
     seen: dict[tuple[str, str], tuple[str, set]] = {}
     for name, t, path in zip(names, trials, paths):
