@@ -1,4 +1,5 @@
-"""The ``report`` subcommand: ``sweep report OUT [--to DIR]`` or ``python -m analysis report OUT``.
+"""The ``report`` subcommand: ``sweep report OUT [--to DIR]`` or ``python -m analysis report OUT``;
+``sweep report A B ... --to DIR`` writes one report over several results folders.
 
 ``register(subparsers)`` adds it to any argparse program; the parsed namespace carries the handler
 as ``args.handler`` (returns an int exit code). Bad input becomes one line on stderr and exit code 2.
@@ -18,17 +19,24 @@ seeds settle it. It then shows sensitivity rankings, confusion heatmaps,
 change against the clean full-size baseline, per-class recall curves against noise and size with
 breakpoints, directional confusions, noise against less data and the iso-accuracy exchange rate.
 Sections the grid cannot support are replaced by a note.
+
+Several folders (a model or a dataset per folder, e.g. `sweep report results/a results/b --to
+ab`) make one report when they share their classes (same names, same order). With several
+experiments each model is labelled experiment/model, and two models are compared only on the same
+dataset, noise mode and levels.
 """
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``report`` subcommand to ``subparsers`` (from ``ArgumentParser.add_subparsers()``)."""
-    parser = subparsers.add_parser("report", help="write figures, tables and an HTML report of a results folder",
+    parser = subparsers.add_parser("report", help="write figures, tables and an HTML report of one or more results folders",
                                    description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", metavar="OUT", help="results folder written by `sweep run` (holds confusion/ "
-                        "and trials/); a local path or a pyarrow URI such as s3://bucket/out")
+    parser.add_argument("out", metavar="OUT", nargs="+", help="results folder written by `sweep run` (holds "
+                        "confusion/ and trials/); a local path or a pyarrow URI such as s3://bucket/out. Several "
+                        "folders sharing their classes make one report (then --to is required)")
     parser.add_argument("--to", metavar="DIR", default=None,
-                        help="folder for the report (created); default OUT/report")
+                        help="folder for the report (created); default OUT/report with one OUT, required with "
+                             "several")
     parser.add_argument("--n-boot", type=int, default=1000, metavar="N",
                         help="bootstrap resamples of the seeds for every bootstrap interval, and the most sign "
                              "patterns the breakpoint test enumerates (an integer in [100, 100000]; default 1000)")
@@ -45,7 +53,7 @@ def run_report(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # write_report puts its warnings on the page
-            index = write_report(args.out, to=args.to, n_boot=args.n_boot,
+            index = write_report(args.out[0] if len(args.out) == 1 else args.out, to=args.to, n_boot=args.n_boot,
                                  progress=None if args.quiet else lambda line: print(line, flush=True))
     except (ValueError, TypeError, OSError) as error:  # OSError: OUT unreadable, --to not a folder, ...
         print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)

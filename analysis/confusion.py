@@ -36,7 +36,7 @@ def mean_confusion(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFram
     Parameters
     ----------
     df : pandas.DataFrame
-        The confusion table from :func:`load_results` (one experiment).
+        The confusion table from :func:`load_results` (one folder, or several).
     confidence : float, keyword-only
         Level of the intervals, in (0, 1).
 
@@ -91,7 +91,7 @@ def relative_confusion(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     Parameters
     ----------
     df : pandas.DataFrame
-        The confusion table from :func:`load_results` (one experiment).
+        The confusion table from :func:`load_results` (one folder, or several).
     confidence : float, keyword-only
         Level of the intervals, in (0, 1).
 
@@ -181,7 +181,7 @@ def directional_confusions(df: pd.DataFrame, *, noise_fraction: float = 0.0, tra
     Parameters
     ----------
     df : pandas.DataFrame
-        The confusion table from :func:`load_results` (one experiment).
+        The confusion table from :func:`load_results` (one folder, or several).
     noise_fraction : float, keyword-only
         The cell's noise fraction; default 0 (the clean model's own confusions).
     train_fraction : float, optional, keyword-only

@@ -73,7 +73,7 @@ def class_curves(df: pd.DataFrame, *, factor: str = "noise", cells=None, confide
     Parameters
     ----------
     df : pandas.DataFrame
-        The confusion table from :func:`load_results` (one experiment).
+        The confusion table from :func:`load_results` (one folder, or several).
     factor : {"noise", "size"}, keyword-only
         "noise": noise fractions at the largest train fraction; "size": train fractions at noise 0.
     cells : list of (true_class, pred_class), optional, keyword-only
@@ -212,7 +212,7 @@ def breakpoints(df: pd.DataFrame, *, factor: str = "noise", cells=None, n_boot: 
     Parameters
     ----------
     df : pandas.DataFrame
-        The confusion table from :func:`load_results` (one experiment).
+        The confusion table from :func:`load_results` (one folder, or several).
     factor : {"noise", "size"}, keyword-only
         "noise": x = noise fraction at the largest train fraction; "size": x = train fraction at noise 0.
     cells : list of (true_class, pred_class), optional, keyword-only

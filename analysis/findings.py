@@ -416,6 +416,11 @@ def _models(rows: _Rows, df, grid, n_boot: int, confidence: float, seed: int) ->
             strict = model_comparison(df, factor=factor, n_boot=n_boot, confidence=1 - rows.level,
                                       random_state=seed)["ci_low"].to_numpy()
             for (_, r), strict_low in zip(table.iterrows(), strict):
+                if r["note"] != "ok":  # models on other data or levels: said, not computed
+                    rows.add("all", "models", f"{factor}: {r['model_a']} vs {r['model_b']}",
+                             f"{r['model_a']} and {r['model_b']} against {WORD[factor]}",
+                             missing=r["note"].removeprefix("not compared: "))
+                    continue
                 tops = (f"both rank {r['top_class_a']} most sensitive" if r["same_top"] else
                         f"{r['model_a']} ranks {r['top_class_a']} most sensitive, {r['model_b']} {r['top_class_b']}")
                 low, high = r["ci_low"], r["ci_high"]
@@ -438,7 +443,7 @@ def findings(df: pd.DataFrame, *, alpha: float = 0.05, top_confusions: int = 3, 
     Parameters
     ----------
     df : pandas.DataFrame
-        The confusion table from :func:`load_results` (one experiment).
+        The confusion table from :func:`load_results` (one folder, or several).
     alpha : float, keyword-only
         Family-wise level at which a finding is settled, in (0, 1).
     top_confusions : int, keyword-only

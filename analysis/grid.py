@@ -24,11 +24,15 @@ FACTORS = ("noise", "size")
 
 @dataclass(frozen=True)
 class Grid:
-    """A results table as arrays. Axes of ``counts``: (model, noise, size, seed, true, pred)."""
+    """A results table as arrays. Axes of ``counts``: (model, noise, size, seed, true, pred).
 
-    experiment: str
-    dataset: str
-    noise_mode: str
+    One experiment, or several whose models are told apart by their labels (``load_results`` of
+    several folders names them ``<experiment>/<model>``); ``sources`` says where each model comes from.
+    """
+
+    experiment: str  # the experiment's name; several joined by ", "
+    dataset: str  # likewise
+    noise_mode: str  # likewise
     classes: tuple[str, ...]  # K class names in the dataset's order
     models: tuple[str, ...]
     noise: np.ndarray  # (X,) requested noise fractions, ascending
@@ -36,6 +40,7 @@ class Grid:
     seeds: np.ndarray  # (S,) seeds, ascending
     counts: np.ndarray  # (M, X, F, S, K, K) float64, NaN where that trial is missing
     train_size: np.ndarray  # (M, X, F) examples used (median over seeds), NaN where no trial
+    sources: tuple[tuple[str, str, str], ...] = ()  # per model: (experiment, dataset, noise_mode)
 
     @property
     def present(self) -> np.ndarray:
@@ -157,10 +162,34 @@ def class_order(df: pd.DataFrame) -> list[str]:
     return list(pd.unique(pd.concat([df["true_class"], df["pred_class"]], ignore_index=True).astype(str)))
 
 
+def _sources(df: pd.DataFrame, model: np.ndarray, models: list) -> tuple[tuple[str, str, str], ...]:
+    """(experiment, dataset, noise_mode) of each model; a model in two experiments, or an experiment
+    with two datasets or noise modes, is refused (a sweep has one of each; models must be told apart)."""
+    experiments = _observed(df["experiment"])
+    if len(experiments) == 1:
+        one = tuple(_single(df, column) for column in ("experiment", "dataset", "noise_mode"))
+        return (one,) * len(models)
+    out = []
+    for column in ("experiment", "dataset", "noise_mode"):
+        codes, names = _codes(df[column])
+        pairs = np.unique(model * len(names) + codes)
+        owner, value = pairs // len(names), pairs % len(names)
+        many = np.flatnonzero(np.bincount(owner, minlength=len(models)) > 1)
+        if many.size:
+            m = many[0]
+            held = sorted(names[v] for v in value[owner == m])
+            if column == "experiment":
+                raise ValueError(f"the table holds {len(experiments)} values of experiment {sorted(experiments)} and "
+                                 f"model {models[m]!r} is in {len(held)} of them {held}; load several results folders "
+                                 "with load_results([A, B]), which names each model '<experiment>/<model>'")
+            raise ValueError(f"model {models[m]!r} has {len(held)} values of {column} {held}; a sweep has one")
+        out.append([names[value[owner == m][0]] for m in range(len(models))])
+    return tuple(zip(*out))
+
+
 def to_grid(df: pd.DataFrame) -> Grid:
     """Pivot a validated confusion table into a :class:`Grid` (vectorized; ~0.3 s per million rows)."""
     df = check_frame(df)
-    experiment, dataset, noise_mode = (_single(df, c) for c in ("experiment", "dataset", "noise_mode"))
     classes = class_order(df)
     index = {c: k for k, c in enumerate(classes)}
     K = len(classes)
@@ -173,6 +202,8 @@ def to_grid(df: pd.DataFrame) -> Grid:
         true = df["true_class"].astype(str).map(index).to_numpy(np.int64)
         pred = df["pred_class"].astype(str).map(index).to_numpy(np.int64)
     model, models = _codes(df["model"])
+    sources = _sources(df, model, models)
+    experiment, dataset, noise_mode = (", ".join(dict.fromkeys(s[i] for s in sources)) for i in range(3))
     noise, noise_idx = np.unique(np.round(df["noise_fraction"].to_numpy(float), AXIS_DECIMALS), return_inverse=True)
     fracs, size_idx = np.unique(np.round(df["train_fraction"].to_numpy(float), AXIS_DECIMALS), return_inverse=True)
     seeds, seed_idx = np.unique(df["seed"].to_numpy(np.int64), return_inverse=True)
@@ -187,7 +218,7 @@ def to_grid(df: pd.DataFrame) -> Grid:
     sizes = np.full(int(np.prod(shape[:3])), np.nan)
     sizes[train_size.index.to_numpy()] = train_size.to_numpy()
     return Grid(experiment, dataset, noise_mode, tuple(classes), tuple(str(m) for m in models), noise, fracs,
-                seeds, counts, sizes.reshape(shape[:3]))
+                seeds, counts, sizes.reshape(shape[:3]), sources)
 
 
 # ---- statistics shared by the analyses ---------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -116,14 +117,17 @@ def _check_trials(df: pd.DataFrame, classes: list[str], where: str) -> tuple[np.
     return trial, trial_ids
 
 
-def load_results(path: str | os.PathLike) -> pd.DataFrame:
-    """Read and validate a sweep's results folder.
+def load_results(path: str | os.PathLike | Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """Read and validate a sweep's results folder, or several side by side.
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str or os.PathLike, or a list or tuple of them
         The folder ``OUT`` holding ``OUT/confusion/`` and ``OUT/trials/``; a local path or any
-        pyarrow filesystem URI (``s3://bucket/out``, ``file:///...``).
+        pyarrow filesystem URI (``s3://bucket/out``, ``file:///...``). Several folders (a model or
+        a dataset per folder) are each read and checked as one, then combined by
+        :func:`analysis.several.load_several`: they must share their class list (same names, same
+        order) and no trial; with more than one experiment, ``model`` reads ``<experiment>/<model>``.
 
     Returns
     -------
@@ -152,6 +156,10 @@ def load_results(path: str | os.PathLike) -> pd.DataFrame:
         When ``OUT/trials`` is absent (the test-size check is skipped) or when some trials have
         confusion rows but no ``trials`` row (unfinished; they are dropped).
     """
+    if not isinstance(path, (str, os.PathLike)):  # several folders: a layer over this single-folder load
+        from .several import load_several
+
+        return load_several(path)[0]
     if not os.fspath(path).strip():  # "" would silently mean the current folder
         raise ValueError("the results folder must be a non-empty path or URI, got ''")
     fs, root = _filesystem(path)

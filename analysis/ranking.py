@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from .grid import (MIN_BOOT_SEEDS, Grid, bootstrap_indices, check_factor, check_frame, check_options, class_dtype,
-                   expanded_percentile, per_model, seed_mean, to_grid)
+                   expanded_percentile, format_levels, per_model, seed_mean, to_grid)
 
 POWER = 0.8  # power of the paired test assumed by seeds_to_separate_next
 N_SPLITS = 200  # random seed half-splits for rank_tau_halves
@@ -92,7 +92,7 @@ def sensitivity_ranking(df: pd.DataFrame, *, factor: str = "noise", n_boot: int 
     Parameters
     ----------
     df : pandas.DataFrame
-        The confusion table from :func:`load_results` (one experiment).
+        The confusion table from :func:`load_results` (one folder, or several).
     factor : {"noise", "size"}, keyword-only
     n_boot : int, keyword-only
         Bootstrap resamples of the seeds, for the rank intervals (>= 100).
@@ -182,7 +182,11 @@ def model_comparison(df: pd.DataFrame, *, factor: str = "noise", n_boot: int = 2
         models), n_seeds (the smaller of the two models' seed counts), kendall_tau (tau-b between
         the two models' sensitivities; 1 = same order, 0 = unrelated, -1 = reversed), ci_low, ci_high
         (expanded percentile bootstrap, each model's seeds resampled independently; NaN below 5
-        seeds), top_class_a, top_class_b (each model's most sensitive class), same_top (bool).
+        seeds), top_class_a, top_class_b (each model's most sensitive class), same_top (bool), note
+        ("ok", or why the pair is not compared: models of different datasets or noise modes, whose
+        recalls are not measured on the same data, or different levels of the factor, whose
+        sensitivities average over different ranges; the statistics are then NaN or None and
+        same_top False).
         Sorted by model_a, model_b (in the models' order).
 
     Raises
@@ -194,13 +198,16 @@ def model_comparison(df: pd.DataFrame, *, factor: str = "noise", n_boot: int = 2
     check_options(confidence=confidence, n_boot=n_boot)
     grid = to_grid(check_frame(df))
     rng = np.random.default_rng(random_state)
-    fitted = {}
+    fitted, levels = {}, {}
     for m, name in enumerate(grid.models):
         try:
             x, recall, base, _ = recall_along(grid, m, factor)
         except ValueError:
             continue
         fitted[name] = per_seed_sensitivity(x, recall, base)  # (S, K)
+        # What the sensitivity is measured on: the data (dataset, noise mode) and the factor's levels,
+        # with the other factor's level (noise: the baseline's train fraction; size: noise 0).
+        levels[name] = (grid.sources[m][1:], x, grid.fracs[grid.baseline(m)[1]] if factor == "noise" else 0.0)
     if len(fitted) < 2:
         raise ValueError(f"model_comparison needs at least 2 models with a baseline and 2 {factor} levels; "
                          f"usable: {sorted(fitted) or 'none'} of {list(grid.models)}")
@@ -208,6 +215,12 @@ def model_comparison(df: pd.DataFrame, *, factor: str = "noise", n_boot: int = 2
     names = list(fitted)
     for a_i, a in enumerate(names):
         for b in names[a_i + 1 :]:
+            note = _not_comparable(a, b, levels[a], levels[b], factor)
+            if note:
+                rows.append({"factor": factor, "model_a": a, "model_b": b, "n_classes": 0,
+                             "n_seeds": min(len(fitted[a]), len(fitted[b])), "kendall_tau": np.nan, "ci_low": np.nan,
+                             "ci_high": np.nan, "top_class_a": None, "top_class_b": None, "note": note})
+                continue
             sa, sb = fitted[a], fitted[b]
             # Classes without recall in either model (no test examples) cannot be compared.
             common = np.flatnonzero(np.isfinite(sa).all(axis=0) & np.isfinite(sb).all(axis=0))
@@ -223,11 +236,29 @@ def model_comparison(df: pd.DataFrame, *, factor: str = "noise", n_boot: int = 2
                 "n_seeds": n_seeds, "kendall_tau": float(kendall_tau(pa, pb)) if common.size >= 2 else np.nan,
                 "ci_low": low, "ci_high": high,
                 "top_class_a": grid.classes[common[np.argmax(pa)]] if common.size else None,
-                "top_class_b": grid.classes[common[np.argmax(pb)]] if common.size else None,
+                "top_class_b": grid.classes[common[np.argmax(pb)]] if common.size else None, "note": "ok",
             })
     frame = pd.DataFrame(rows)
-    frame["same_top"] = frame["top_class_a"] == frame["top_class_b"]
+    frame.insert(len(frame.columns) - 1, "same_top", (frame["top_class_a"] == frame["top_class_b"])
+                 & frame["top_class_a"].notna())
     return frame
+
+
+def _not_comparable(a: str, b: str, level_a: tuple, level_b: tuple, factor: str) -> str:
+    """Why two models' sensitivities cannot be compared ("" when they can)."""
+    (data_a, x_a, other_a), (data_b, x_b, other_b) = level_a, level_b
+    if data_a[0] != data_b[0]:
+        return (f"not compared: {a} is on dataset {data_a[0]}, {b} on {data_b[0]}; across datasets the training "
+                "and test data differ, so no paired comparison is made")
+    if data_a[1] != data_b[1]:
+        return (f"not compared: {a} has noise mode {data_a[1]}, {b} {data_b[1]}; the same noise fraction "
+                "corrupts other labels, so no paired comparison is made")
+    if x_a.shape != x_b.shape or not np.allclose(x_a, x_b) or not np.isclose(other_a, other_b):
+        unit = "noise fractions" if factor == "noise" else "train fractions"
+        return (f"not compared: {a} has {unit} {format_levels(x_a)}, {b} {format_levels(x_b)}"
+                + (f" (at train fraction {other_a:g} vs {other_b:g})" if factor == "noise" else "")
+                + "; their sensitivities average over different ranges")
+    return ""
 
 
 def class_table(df: pd.DataFrame, *, cells: str = "axes", confidence: float = 0.95) -> pd.DataFrame:
@@ -236,7 +267,7 @@ def class_table(df: pd.DataFrame, *, cells: str = "axes", confidence: float = 0.
     Parameters
     ----------
     df : pandas.DataFrame
-        The confusion table from :func:`load_results` (one experiment).
+        The confusion table from :func:`load_results` (one folder, or several).
     cells : {"axes", "all"}, keyword-only
         "axes": the baseline, each noise level at the baseline's train fraction and each train
         fraction at noise 0 (models without a baseline: every cell); "all": every cell of the grid.

@@ -1,4 +1,4 @@
-"""One results folder -> PNG figures, CSV tables and one self-contained HTML page (``index.html``).
+"""One results folder (or several) -> PNG figures, CSV tables and one self-contained HTML page (``index.html``).
 
 Sections in reading order: the grid and a contents list; the findings in sentences (also written to
 ``findings.json``); sensitivity rankings; confusion heatmaps and change against baseline; per-class
@@ -7,7 +7,9 @@ data; exchange rate; classes by recall per cell; the most confidently misclassif
 ``OUT/probs``, when the sweep kept them). Wide tables scroll inside their own box, so the
 page never scrolls sideways. A section that the
 grid cannot support (only noise, only size, one seed, ...) is replaced by a visible note saying why.
-Images are embedded as base64, so the page opens offline and can be mailed as one file.
+Images are embedded as base64, so the page opens offline and can be mailed as one file. Several
+folders sharing their classes make one report over the combined table (see :mod:`analysis.several`):
+the header names each folder and its experiments, and the misclassified images are shown per folder.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from .confusion import directional_confusions, directional_trends, mean_confusio
 from .curves import breakpoints, class_curves
 from .findings import KINDS, findings
 from .grid import MIN_BOOT_SEEDS, check_options, to_grid
-from .load import load_results
+from .several import load_several, results_paths
 from .ranking import class_table, model_comparison, sensitivity_ranking
 from .tradeoffs import exchange_rate, noise_vs_reduction
 
@@ -74,7 +76,7 @@ class _Page:
         self.p(f"Note: {text}", "note")
 
     def figure(self, fig, name: str, caption: str) -> None:
-        path = self.out / f"{name}.png"
+        path = self.out / f"{file_name(name)}.png"
         fig.savefig(path, dpi=110)
         figures.plt.close(fig)
         data = base64.b64encode(path.read_bytes()).decode()
@@ -85,6 +87,7 @@ class _Page:
     def table(self, frame: pd.DataFrame, name: str, caption: str, *, rows: int = TABLE_ROWS,
               shown: pd.DataFrame | None = None) -> None:
         """Write the whole frame as CSV; show ``rows`` rows of it (or of ``shown``); rows=0: link only."""
+        name = file_name(name)
         frame.to_csv(self.out / f"{name}.csv", index=False)
         shown = frame if shown is None else shown
         more = f" First {rows} of {len(shown)} rows." if len(shown) > rows > 0 else ""
@@ -113,6 +116,11 @@ class _Page:
                 f"<title>{html.escape(title)}</title><style>{style}</style></head><body>{body}</body></html>\n")
 
 
+def file_name(name: str) -> str:
+    """A figure or table name as a file name: a model label such as ``quick/blog_cnn`` names no folder."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
 def _try(page: _Page, what: str, action: Callable[[], None]) -> None:
     """Run one section; a ValueError (the grid cannot support it) becomes a visible note, and the
     analysis functions' own warnings (a model or class left out, and why) become remarks."""
@@ -128,16 +136,18 @@ def _try(page: _Page, what: str, action: Callable[[], None]) -> None:
         page.note(f"{what}: {error}")
 
 
-def write_report(results_path: str | os.PathLike, *, to: str | os.PathLike | None = None, n_boot: int = 1000,
+def write_report(results_path, *, to: str | os.PathLike | None = None, n_boot: int = 1000,
                  progress: Callable[[str], None] | None = print) -> Path:
-    """Write the report of a results folder and return the path of its ``index.html``.
+    """Write the report of a results folder, or of several side by side, and return its ``index.html``.
 
     Parameters
     ----------
-    results_path : str or os.PathLike
-        The sweep's OUT folder (local path or pyarrow filesystem URI).
+    results_path : str or os.PathLike, or a list or tuple of them
+        The sweep's OUT folder (local path or pyarrow filesystem URI), or several, combined as
+        :func:`analysis.load_results` combines them (they must share their classes).
     to : str or os.PathLike, optional, keyword-only
-        Output folder (created); default ``OUT/report`` (required when OUT is not a local path).
+        Output folder (created); default ``OUT/report`` (required when OUT is not a local path, and
+        with several folders).
     n_boot : int, keyword-only
         Bootstrap resamples for every interval and test.
     progress : callable or None, keyword-only
@@ -150,11 +160,17 @@ def write_report(results_path: str | os.PathLike, *, to: str | os.PathLike | Non
     Raises
     ------
     FileNotFoundError, ValueError, TypeError
-        Bad results (see :func:`load_results`), a table with several experiments, no model with a
-        baseline cell, or ``n_boot`` not an integer >= 100. Nothing is written in that case.
+        Bad results (see :func:`load_results`), folders that cannot be combined, one folder holding
+        several experiments, no model with a baseline cell, several folders without ``to``, or
+        ``n_boot`` not an integer >= 100. Nothing is written in that case.
     """
     check_options(confidence=0.95, n_boot=n_boot)  # before any work, so a bad value is one clear error
     say = progress or (lambda text: None)
+    paths = results_paths(results_path)
+    results_path = paths[0]
+    if to is None and len(paths) > 1:
+        raise ValueError(f"{len(paths)} results folders make one report, which has no OUT/report to go in: pass "
+                         "to=DIR (--to DIR)")
     if to is None:
         if "://" in os.fspath(results_path):
             raise ValueError(f"results at {os.fspath(results_path)} are not local; pass to=DIR for the report")
@@ -166,10 +182,10 @@ def write_report(results_path: str | os.PathLike, *, to: str | os.PathLike | Non
     if Path(to).exists() and not Path(to).is_dir():
         raise ValueError(f"the report folder {os.fspath(to)} exists and is not a folder; pass a folder (created if "
                          "missing)")
-    say(f"report: loading {os.fspath(results_path)}")
+    say(f"report: loading {', '.join(os.fspath(p) for p in paths)}")
     with warnings.catch_warnings(record=True) as load_warnings:
         warnings.simplefilter("always", UserWarning)
-        df = load_results(results_path)
+        df, folders = load_several(paths)
     grid = to_grid(df)
     baselines = {}
     for m, model in enumerate(grid.models):
@@ -183,7 +199,7 @@ def write_report(results_path: str | os.PathLike, *, to: str | os.PathLike | Non
     out.mkdir(parents=True, exist_ok=True)
     page = _Page(out, say)
     page.step(f"{len(df):,} confusion rows, {int(grid.present.sum()):,} trials loaded")
-    _overview(page, grid, baselines)
+    _overview(page, grid, baselines, folders)
     for w in load_warnings:  # what the loader left out or could not check
         if issubclass(w.category, UserWarning):
             page.remark(f"loading: {w.message}")
@@ -193,16 +209,29 @@ def write_report(results_path: str | os.PathLike, *, to: str | os.PathLike | Non
     _matrices(page, df, grid, baselines)
     _curves(page, df, grid, n_boot)
     _directions_and_tradeoffs(page, df, grid, n_boot)
-    _misclassified(page, results_path)
+    labelled = len({source[0] for source in grid.sources}) > 1  # models read "<experiment>/<model>"
+    for k, (path, _) in enumerate(folders):
+        _misclassified(page, path, labelled=labelled, tag=f"_{k + 1}" if len(folders) > 1 else "")
     index = out / "index.html"
     index.write_text(page.html(f"Class fragility report: {grid.experiment}"), encoding="utf-8")
     page.step(f"wrote {index}")
     return index
 
 
-def _overview(page: _Page, grid, baselines) -> None:
+def _overview(page: _Page, grid, baselines, folders) -> None:
     page.h(1, f"Class fragility: {grid.experiment}")
     seeds = grid.present.any(axis=(1, 2)).sum(axis=-1)
+    if len(folders) > 1:
+        source = {s[0]: s for s in grid.sources}
+        parts = []
+        for path, experiments in folders:
+            said = [f"experiment {e} (dataset {source[e][1]}, noise mode {source[e][2]}, models "
+                    f"{', '.join(m for m, s in zip(grid.models, grid.sources) if s[0] == e)})" for e in experiments]
+            parts.append(f"{path}: {', '.join(said)}")
+        page.p(f"{len(folders)} results folders in one report: {'; '.join(parts)}. They share their "
+               f"{len(grid.classes)} classes; " + ("each model is labelled experiment/model; models are "
+                                                   "compared only on the same dataset, noise mode and levels."
+                                                   if len(source) > 1 else "they hold parts of one experiment."))
     page.p(f"Dataset {grid.dataset}, noise mode {grid.noise_mode}, {len(grid.classes)} classes, models "
            f"{', '.join(grid.models)}; noise fractions {', '.join(f'{v:g}' for v in grid.noise)}; train fractions "
            f"{', '.join(f'{v:g}' for v in grid.fracs[::-1])}; {int(grid.present.sum())} trials over up to "
@@ -326,10 +355,13 @@ def _rankings(page: _Page, df, grid, n_boot: int) -> None:
     if len(grid.models) > 1:
         page.h(2, "Does the ranking depend on the model?")
         for factor in ("noise", "size"):
-            _try(page, f"model comparison ({factor})",
-                 lambda factor=factor: page.table(model_comparison(df, factor=factor, n_boot=n_boot),
-                                                  f"model_comparison_{factor}",
-                                                  f"Kendall tau between models' {factor} sensitivities."))
+            def comparison(factor=factor):
+                table = model_comparison(df, factor=factor, n_boot=n_boot)
+                page.table(table, f"model_comparison_{factor}", f"Kendall tau between models' {factor} sensitivities.")
+                for note in table.loc[table["note"] != "ok", "note"]:  # pairs on other data: said, not computed
+                    page.remark(f"model comparison ({factor}): {note}")
+
+            _try(page, f"model comparison ({factor})", comparison)
 
 
 def _curves(page: _Page, df, grid, n_boot: int) -> None:
@@ -432,15 +464,23 @@ def _directions_and_tradeoffs(page: _Page, df, grid, n_boot: int) -> None:
     _try(page, "class tables", side_by_side)
 
 
-def _misclassified(page: _Page, results_path) -> None:
-    """The images behind the strongest confusions of each model's baseline, from OUT/probs."""
+def _misclassified(page: _Page, results_path, *, labelled: bool = False, tag: str = "") -> None:
+    """The images behind the strongest confusions of each model's baseline, from OUT/probs. With several
+    folders: one subsection per folder, its files named with ``tag`` (``_1``, ``_2``: the folder's
+    place on the command line), its models ``labelled`` ``<experiment>/<model>`` as in the table."""
+    several = bool(tag)
     from .images import ImagesUnavailable, read_test_images
     from .misclassified import NoProbsError, load_probs, misclassified_examples
 
-    page.step("misclassified test images")
-    page.h(2, "Misclassified test images")
+    page.step(f"misclassified test images{f' of {os.fspath(results_path)}' if several else ''}")
+    if not several or "misclassified-test-images" not in dict(page.sections):
+        page.h(2, "Misclassified test images")
+    if several:
+        page.h(3, f"Results folder {os.fspath(results_path)}")
     try:
         probs = load_probs(results_path)
+        if labelled:
+            probs["model"] = probs["experiment"].astype(str) + "/" + probs["model"].astype(str)
     except NoProbsError:
         page.remark("misclassified images: this results folder has no per-example probabilities (OUT/probs); "
                   "`sweep run SPEC --out OUT --keep-probs` keeps them for the trials it runs (or set "
@@ -460,7 +500,7 @@ def _misclassified(page: _Page, results_path) -> None:
         if table.empty:
             page.remark("misclassified images: the baseline cells have no misclassified test image")
             return
-        page.table(table, "misclassified", "Most confidently misclassified test images (example = index in the "
+        page.table(table, f"misclassified{tag}", "Most confidently misclassified test images (example = index in the "
                    "test split).", rows=40)
         dataset = str(probs["dataset"].iloc[0])
         try:
@@ -473,7 +513,7 @@ def _misclassified(page: _Page, results_path) -> None:
             part = table.iloc[rows]
             fig = figures.misclassified_figure(part, images[rows], f"{model}: noise {part['noise_fraction'].iloc[0]:g}, "
                                                f"train fraction {part['train_fraction'].iloc[0]:g}")
-            page.figure(fig, f"misclassified_{model}", f"Misclassified test images of {dataset}, {model}: one row per "
+            page.figure(fig, f"misclassified{tag}_{model}", f"Misclassified test images of {dataset}, {model}: one row per "
                         "confusion A → B; #example, p = mean probability of B over seeds, seeds that took it for B.")
 
     _try(page, "misclassified images", section)

@@ -52,7 +52,7 @@ def noise_vs_reduction(df: pd.DataFrame, *, fraction: float | None = None, confi
     Parameters
     ----------
     df : pandas.DataFrame
-        The confusion table from :func:`load_results` (one experiment).
+        The confusion table from :func:`load_results` (one folder, or several).
     fraction : float, optional, keyword-only
         The x to compare; default every x that both the noise and the size axis have.
     confidence : float, keyword-only
@@ -143,7 +143,7 @@ def exchange_rate(df: pd.DataFrame, *, n_boot: int = 1000, confidence: float = 0
     Parameters
     ----------
     df : pandas.DataFrame
-        The confusion table from :func:`load_results` (one experiment).
+        The confusion table from :func:`load_results` (one folder, or several).
     n_boot, confidence, random_state : keyword-only
         Expanded percentile bootstrap over seeds (both curves resampled with the same seeds).
 

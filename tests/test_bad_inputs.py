@@ -146,6 +146,25 @@ def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
 
 # ---- the table ----------------------------------------------------------------------------------
 
+def two_results(classes: tuple[str, ...] = ("ant", "bee", "cat"), copy: bool = False) -> Callable[[Path], None]:
+    """work/out and work/out2: two small results folders (work/out2 of another experiment over ``classes``,
+    or a copy of work/out)."""
+    def make(work: Path) -> None:
+        import shutil
+
+        from analysis import SyntheticSpec, write_synthetic_results
+
+        synthetic_results()(work)
+        if copy:
+            shutil.copytree(work / "out", work / "out2")
+            return
+        write_synthetic_results(work / "out2", SyntheticSpec(
+            classes=classes, collapse_class="bee", noise_hurts_class=None, data_hungry_class=None, flat_classes=("ant",),
+            confusion_pair=None, noise_fractions=(0.0, 0.4), train_fractions=(1.0, 0.5), n_seeds=2, test_per_class=20,
+            experiment="other", models=("fast_cnn",)))
+    return make
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -354,6 +373,16 @@ CASES = [
          synthetic_results(lambda t: t.assign(count=np.where(t.index == 1, -3, t["count"])))),
     Case("report-mixed-experiments", ("report", "{w}/out"), r"holds 2 values of experiment \['another-study', 'synthetic'\]",
          synthetic_results(lambda t: t.assign(experiment="another-study"))),
+    Case("report-several-folders-without-to", ("report", "{w}/out", "{w}/out2"),
+         r"2 results folders make one report, which has no OUT/report to go in: pass to=DIR \(--to DIR\)", two_results()),
+    Case("report-several-folders-other-classes", ("report", "{w}/out", "{w}/out2", "--to", "{w}/rep"),
+         r"out and .*out2 do not share their classes \(only in .*out: \['cat'\], only in .*out2: \['cow'\]",
+         two_results(classes=("ant", "bee", "cow"))),
+    Case("report-same-folder-twice", ("report", "{w}/out", "{w}/out/", "--to", "{w}/rep"),
+         r"the results folder .*out/ is given twice", synthetic_results()),
+    Case("report-folder-and-its-copy", ("report", "{w}/out", "{w}/out2", "--to", "{w}/rep"),
+         r"out and .*out2 hold the same trials of experiment 'synthetic' .* the same folder twice, or a copy of it",
+         two_results(copy=True)),
     # -- the command itself
     Case("unknown-command", ("sweeep",), r"argument COMMAND: invalid choice: 'sweeep'"),
 ]
