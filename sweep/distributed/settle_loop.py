@@ -78,10 +78,10 @@ def check_settle_request(spec: ExperimentSpec, target: Target, max_seeds: int) -
     varied = {"noise": noise_axis, "size": size_axis}
     wanted = [target.factor] if target.factor else list(varied)
     if not any(varied[f] for f in wanted) or (target.factor and not varied[target.factor]):
+        levels = " or ".join({"noise": "2 noise fractions", "size": "2 train sizes"}[f] for f in wanted)
         raise ValueError(f"--until-settled {target} measures sensitivity along {' or '.join(wanted)}, which needs noise "
-                         f"fraction 0 and at least 2 {'noise fractions' if wanted == ['noise'] else 'levels'} in the "
-                         f"grid; this spec has noise_fractions {list(spec.noise_fractions)} and train_sizes "
-                         f"{list(spec.train_sizes)}")
+                         f"fraction 0 and at least {levels} in the grid; this spec has noise_fractions "
+                         f"{list(spec.noise_fractions)} and train_sizes {list(spec.train_sizes)}")
 
 
 def first_round_seeds(out: str, spec: ExperimentSpec, max_seeds: int) -> int:
@@ -133,7 +133,7 @@ def run_until_settled(spec: ExperimentSpec, out: str, *, target: Target | str, m
     rounds: list[SettleRound] = []
     started_ray = False
     log(f"until settled ({target}): rounds of seeds 0..n-1 over the whole grid from n = {n}, each at least "
-        f"{growth:g}x the last, to at most {max_seeds} seeds: at most {looks} looks, so the {1 - confidence:.0%} "
+        f"{growth:g}x the last, to at most {max_seeds} seeds: at most {looks} looks, so the {100 * (1 - confidence):g} % "
         "error is split over the looks and each look's intervals")
     try:
         while True:
