@@ -133,7 +133,7 @@ def run_until_settled(spec: ExperimentSpec, out: str, *, target: Target | str, m
     rounds: list[SettleRound] = []
     started_ray = False
     log(f"until settled ({target}): rounds of seeds 0..n-1 over the whole grid from n = {n}, each at least "
-        f"{growth:g}x the last, to at most {max_seeds} seeds: at most {looks} looks, so the {100 * (1 - confidence):g} % "
+        f"{growth:g}x the last, to at most {max_seeds} seeds: at most {looks} looks, so the {1 - confidence:.0%} "
         "error is split over the looks and each look's intervals")
     try:
         while True:
