@@ -3,6 +3,8 @@ impossible one at the budget, and a round cut short resumes without redoing a fi
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 
@@ -46,13 +48,15 @@ def loose_run(ray_session, tmp_path_factory):
     folder = tmp_path_factory.mktemp("settle")
     spec = folder / "settle.toml"
     spec.write_text(SETTLE_SPEC)
-    return {"spec": spec, "out": folder / "out",
-            "code": sweep_main(["run", spec, "--out", folder / "out", "--until-settled", "sensitivity:0.99",
-                                "--max-seeds", "8"])}
+    err = io.StringIO()  # the run's log lines (capfd is per test; this fixture is per module)
+    with contextlib.redirect_stderr(err):
+        code = sweep_main(["run", spec, "--out", folder / "out", "--until-settled", "sensitivity:0.99",
+                           "--max-seeds", "8"])
+    return {"spec": spec, "out": folder / "out", "code": code, "err": err.getvalue()}
 
 
-def test_loose_target_stops_after_the_first_round_as_met(loose_run, capfd):
-    err = capfd.readouterr().err
+def test_loose_target_stops_after_the_first_round_as_met(loose_run):
+    err = loose_run["err"]
     assert loose_run["code"] == 0
     assert "round 1: 5 seeds: worst half-width" in err and "round 2" not in err
     assert "settled (sensitivity:0.99; stop: met): every class's sensitivity is known" in err
