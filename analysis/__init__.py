@@ -16,6 +16,7 @@ from .findings import findings
 from .load import load_results
 from .misclassified import load_probs, misclassified_examples
 from .ranking import class_table, model_comparison, sensitivity_ranking
+from .settle import settle_check
 from .synthetic import SyntheticSpec, synthetic_results, write_synthetic_results
 from .tradeoffs import exchange_rate, noise_vs_reduction
 
@@ -31,5 +32,5 @@ __all__ = [
     "load_results", "mean_confusion", "relative_confusion", "directional_confusions", "directional_trends",
     "sensitivity_ranking", "model_comparison", "class_table", "class_curves", "breakpoints",
     "noise_vs_reduction", "exchange_rate", "findings", "write_report", "load_probs", "misclassified_examples",
-    "SyntheticSpec", "synthetic_results", "write_synthetic_results",
+    "SyntheticSpec", "synthetic_results", "write_synthetic_results", "settle_check",
 ]

@@ -281,6 +281,19 @@ def _add_sweep_parsers(subparsers: argparse._SubParsersAction) -> None:
                           "default: no tracker")
     run.add_argument("--yes", action="store_true",
                      help=f"run grids of more than {HUGE_GRID:,} trials; default: refuse them with the trial count")
+    from analysis.settle import GROWTH, target_help  # light: pandas and scipy, no torch or Ray
+
+    run.add_argument("--until-settled", type=_arg_type(_parse_target), metavar="TARGET", default=None,
+                     help="run in rounds, adding seeds 0..N-1 to the whole grid, until TARGET is met on the "
+                          f"committed trials or --max-seeds is spent. TARGET: {target_help()}; FACTOR: noise or "
+                          "size, default every factor the grid varies. Each round has at least "
+                          f"{GROWTH:g}x the seeds of the last (more when the observed spread says so), and "
+                          "every interval is Bonferroni-guarded at 95 %% over all the looks the run can make, "
+                          "so stopping on a look does not inflate the error. One line per round, then which stop "
+                          "and why. Exit 0 when met, 3 when the budget ran out first; default: off")
+    run.add_argument("--max-seeds", type=_seed_count, metavar="N", default=None,
+                     help="the budget of --until-settled: at most seeds 0..N-1 per cell (at least the seeds it "
+                          "starts from); required with --until-settled")
     run.set_defaults(handler=_run_command)
 
     status = subparsers.add_parser(
@@ -304,7 +317,8 @@ def resolve_spec(args: argparse.Namespace) -> ExperimentSpec:
         raise ValueError(f"give a SPEC file or --preset, not both (got {args.spec!r} and --preset {args.preset})")
     spec = load_spec(args.spec) if args.spec else load_preset(args.preset or "quick")
     if not getattr(args, "yes", True):  # `sweep run` without --yes: count first, build the trials after
-        trials = spec.num_trials // len(spec.seeds) * (args.seeds or len(spec.seeds))
+        seeds = max(args.seeds or len(spec.seeds), getattr(args, "max_seeds", None) or 0)  # --until-settled may reach
+        trials = spec.num_trials // len(spec.seeds) * seeds
         if trials > HUGE_GRID:
             raise ValueError(f"this grid has {trials:,} trials (more than {HUGE_GRID:,}); check the spec's "
                              "axes, then pass --yes to run it")
@@ -320,9 +334,16 @@ def _run_command(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         print(f"sweep run: {message}", file=sys.stderr, flush=True)
 
+    if args.max_seeds is not None and args.until_settled is None:
+        raise ValueError(f"--max-seeds is the budget of --until-settled; give --until-settled TARGET too, or "
+                         f"--seeds {args.max_seeds} for a fixed count")
+    if args.until_settled is not None and args.max_seeds is None:
+        raise ValueError(f"--until-settled {args.until_settled} needs --max-seeds N, the most seeds per cell it may run")
     spec = resolve_spec(args)  # a grid over HUGE_GRID without --yes stops here, before it is built
     # `--out ""` is a mistake to report (open_output does), not a request for the default
     out = os.path.join("results", spec.name) if args.out is None else args.out
+    if args.until_settled is not None:
+        return _settle_command(args, spec, out, log)
     outcome = run_sweep(spec, out, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
                         verbose=args.verbose, adopt=args.adopt, trackers=args.log or (), log=log)
     if outcome.ran == 0:
@@ -341,6 +362,30 @@ def _run_command(args: argparse.Namespace) -> int:
     if outcome.failed:
         return 1
     return 130 if outcome.unfinished else 0
+
+
+def _parse_target(text: str):
+    from analysis.settle import parse_target
+
+    return parse_target(text)
+
+
+SETTLE_EXIT = {"met": 0, "budget": 3}  # "incomplete": 1 when trials failed, 130 when interrupted
+
+
+def _settle_command(args: argparse.Namespace, spec: ExperimentSpec, out: str, log) -> int:
+    """`sweep run --until-settled`: rounds of run_sweep until the target is met (the loop logs each round)."""
+    from sweep.distributed.settle_loop import run_until_settled
+
+    result = run_until_settled(spec, out, target=args.until_settled, max_seeds=args.max_seeds, address=args.address,
+                               num_cpus=args.num_cpus, dashboard=args.dashboard, verbose=args.verbose,
+                               adopt=args.adopt, log=log)
+    if result.stop in SETTLE_EXIT:
+        return SETTLE_EXIT[result.stop]
+    outcome = result.outcome
+    for trial_id, info in sorted(outcome.failed.items(), key=lambda kv: kv[1]["key"]):
+        print(f"  {trial_id}  {info['key']}: {info['error']}", file=sys.stderr)
+    return 1 if outcome.failed else 130
 
 
 def _status_command(args: argparse.Namespace) -> int:

@@ -208,6 +208,27 @@ CASES = [
            rf"--log {name} needs the {name} package, which is not installed: "
            rf"pip install 'class-fragility-sweep\[{name}\]'", quick_out)
       for name in ("mlflow", "wandb") if importlib.util.find_spec(name) is None],
+    # -- sweep run --until-settled
+    Case("run-settle-unknown-target", ("run", "--until-settled", "precision:0.1", "--max-seeds", "5", *RUN_OUT),
+         r"argument --until-settled: target must be sensitivity:HALF_WIDTH\[:FACTOR\] or ranking:MARGIN\[:FACTOR\]"),
+    Case("run-settle-target-out-of-range", ("run", "--until-settled", "sensitivity:2", "--max-seeds", "5", *RUN_OUT),
+         r"HALF_WIDTH of target 'sensitivity' must be a number in \(0, 1\) \(recall units\), got '2'"),
+    Case("run-settle-unknown-factor", ("run", "--until-settled", "ranking:0.01:epochs", "--max-seeds", "5", *RUN_OUT),
+         r"FACTOR of a target must be noise or size, got 'epochs'"),
+    Case("run-settle-without-budget", ("run", "--until-settled", "sensitivity:0.05", *RUN_OUT),
+         r"--until-settled sensitivity:0\.05 needs --max-seeds N"),
+    Case("run-budget-without-target", ("run", "--max-seeds", "5", *RUN_OUT),
+         r"--max-seeds is the budget of --until-settled; give --until-settled TARGET too"),
+    Case("run-settle-budget-below-seeds", ("run", "--until-settled", "sensitivity:0.05", "--max-seeds", "2", *RUN_OUT),
+         r"--max-seeds 2 is below the 3 seeds the run starts from; allowed: 3 or more"),
+    Case("run-settle-seeds-not-from-zero", ("run", "spec.toml", "--until-settled", "sensitivity:0.05", "--max-seeds", "9",
+                                            *RUN_OUT),
+         r"--until-settled adds seeds 0\.\.N-1 to the whole grid, but the spec's seeds are \[3, 5\]",
+         good_spec_with(seeds="seeds = [3, 5]")),
+    Case("run-settle-factor-not-in-grid", ("run", "spec.toml", "--until-settled", "sensitivity:0.05:size",
+                                           "--max-seeds", "9", *RUN_OUT),
+         r"--until-settled sensitivity:0\.05:size measures sensitivity along size, which needs .* train_sizes \[1\.0\]",
+         spec(GOOD_SPEC)),
     # -- sweep run: what OUT already holds
     Case("run-out-of-another-experiment", ("run", "--preset", "fast", *RUN_OUT),
          r"out holds results of a different experiment \(dataset: 'digits' there, 'cifar10' here", quick_out),
