@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -71,6 +72,11 @@ RESULT_SCHEMAS = {"confusion": CONFUSION_SCHEMA, "probs": PROBS_SCHEMA, "trials"
 RESULT_DIRS = tuple(RESULT_SCHEMAS)
 FAILED_DIR = "failed"  # OUT/failed/<trial_id>.json: a trial's last error until it succeeds
 EXPERIMENT_FILE = "experiment.json"
+# Compaction (sweep.distributed.compact) merges committed trials' files into one file per unit
+# (generation, model, noise fraction) in each result folder, OUT/<folder>/part-<gen>-<model>-nf<x>.parquet,
+# next to the per-trial files and with the same schema, so pd.read_parquet("OUT/confusion") still reads all.
+COMPACTED_NAME = re.compile(r"part-[0-9]{5}-[A-Za-z0-9_.-]+\.parquet")
+COMPACTION_JOURNAL = ".compaction-journal.json"  # OUT/<this>: a compaction's commit record, until it finishes
 
 
 def trial_id(identity: dict[str, Any]) -> str:

@@ -344,6 +344,14 @@ CASES = [
          synthetic_results(lambda t: t.assign(count=np.where(t.index == 1, -3, t["count"])))),
     Case("report-mixed-experiments", ("report", "{w}/out"), r"holds 2 values of experiment \['another-study', 'synthetic'\]",
          synthetic_results(lambda t: t.assign(experiment="another-study"))),
+    # -- sweep compact
+    Case("compact-missing-folder", ("compact", "{w}/nowhere"), r"results folder not found: .*/nowhere"),
+    Case("compact-not-a-results-folder", ("compact", "{w}/out"), r"out is not a results folder: no trials/ and confusion/",
+         lambda w: (w / "out").mkdir()),
+    Case("compact-out-in-use", ("compact", "{w}/out"), r"out is in use by another sweep driver \(pid \d+ on ", locked_out),
+    Case("compact-object-store", ("compact", "s3://bucket/out"), r"sweep compact needs a local or NFS output folder"),
+    Case("run-no-compact-with-a-value", ("run", "--no-compact=yes", *RUN_OUT),
+         r"argument --no-compact: ignored explicit argument 'yes'"),
     # -- the command itself
     Case("unknown-command", ("sweeep",), r"argument COMMAND: invalid choice: 'sweeep'"),
 ]
