@@ -217,3 +217,13 @@ def test_a_compacted_sweep_resumes_and_extends_without_a_duplicate(smoke_run, tm
     assert all(name.startswith("part-") for name in os.listdir(out / "confusion"))
     assert sweep_main(["run", smoke_run["spec"], "--out", out, "--seeds", "3"]) == 0
     assert "nothing to do" in capfd.readouterr().err
+
+
+def test_load_probs_reads_a_compacted_folder_as_before(tmp_path):
+    from analysis import load_probs
+
+    out, _ = write_grid(tmp_path, seeds=(0,))  # one seed: every trial scored on the same test labels
+    before = load_probs(tmp_path)
+    compaction.compact(out)
+    assert not (tmp_path / "confusion" / f"{before.trial_id.iloc[0]}.parquet").exists()
+    pd.testing.assert_frame_equal(load_probs(tmp_path), before)
