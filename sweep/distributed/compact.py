@@ -28,7 +28,6 @@ every point each trial has its per-trial files or its unit's files visible (both
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import time
@@ -37,11 +36,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sweep.contract import COMPACTED_NAME, COMPACTION_JOURNAL, RESULT_DIRS
-from sweep.distributed.store import Output, _compacted, _delete_quietly, _list, _visible_ids, write_bytes_atomic
+from sweep.distributed.store import (Output, _compacted, _compacted_ids, _delete_quietly, _list, _visible_ids,
+                                     write_bytes_atomic)
 
 AUTO_MIN_TRIALS = 1_000  # `sweep run` compacts at its end once this many trials sit in per-trial files
 ROW_GROUP_ROWS = 100_000  # per row group; about one train fraction of a 1,000-seed unit, so filters on it skip too
@@ -73,8 +72,12 @@ def _read_tables(out: Output, paths: list[str], on_batch: Callable[[int], None] 
     """The files' rows in the order given, schemas promoted (older writers' files may lack columns)."""
 
     def read(path: str) -> pa.Table:
-        with out.fs.open_input_file(path) as fh:
-            return pq.read_table(fh, use_threads=False).replace_schema_metadata(None)
+        try:
+            with out.fs.open_input_file(path) as fh:
+                return pq.read_table(fh, use_threads=False).replace_schema_metadata(None)
+        except Exception as exc:  # stops the compaction before its commit point: nothing changed
+            raise ValueError(f"{path} does not read as Parquet ({exc}); `sweep run` moves it to _corrupt/, "
+                             "then compact again") from None
 
     parts = []
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -175,7 +178,9 @@ def compact(out: Output, *, min_trials: int = 1, progress: Log | None = None, lo
     finish_interrupted(out, log)
     remove_orphaned_staged(out)
     files = {d: _visible_ids(out, d) for d in RESULT_DIRS}
-    ids = sorted(set(files["trials"]) & set(files["confusion"]))
+    # A trial already in a unit is left alone (load_results then names it): a second copy would double it.
+    in_units = set().union(*_compacted_ids(out, "trials"))
+    ids = sorted((set(files["trials"]) & set(files["confusion"])) - in_units)
     if not ids or len(ids) < min_trials:
         return Compaction(0, 0, 0, 0, time.perf_counter() - started)
     generation = _next_generation(out)
@@ -191,9 +196,13 @@ def compact(out: Output, *, min_trials: int = 1, progress: Log | None = None, lo
     units = []
     staged_all: list[tuple[str, str]] = []
     try:
-        groups = list(keys.groupby(["model", "noise_fraction"], sort=True))
+        groups = list(keys.groupby(["model", "noise_fraction"], sort=True, dropna=False))
+        names: set[str] = set()
         for n, ((model, noise), group) in enumerate(groups, 1):
             name = f"part-{generation:05d}-{_unit_slug(model, noise)}.parquet"
+            while name in names:  # two models that slugify alike, or noise levels equal to 6 decimals
+                name = name.replace(".parquet", "-x.parquet")
+            names.add(name)
             assert COMPACTED_NAME.fullmatch(name), name
             order = group["order"].to_numpy()
             unit_ids = [ids[i] for i in order]

@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 
 import pandas as pd
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
 from sweeptest import make_result, sweep_main
 
@@ -227,3 +226,14 @@ def test_load_probs_reads_a_compacted_folder_as_before(tmp_path):
     compaction.compact(out)
     assert not (tmp_path / "confusion" / f"{before.trial_id.iloc[0]}.parquet").exists()
     pd.testing.assert_frame_equal(load_probs(tmp_path), before)
+
+
+def test_a_corrupt_per_trial_file_stops_the_compaction_before_anything_changes(tmp_path, capfd):
+    out, ids = write_grid(tmp_path / "out")
+    bad = tmp_path / "out" / "confusion" / f"{ids[5]}.parquet"
+    bad.write_bytes(bad.read_bytes()[:50])
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert sweep_main(["compact", tmp_path / "out"]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"sweep compact: error: {bad} does not read as Parquet") and len(err[-1]) < 1000
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing staged is left
