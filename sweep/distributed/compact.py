@@ -239,7 +239,11 @@ def compact_after_run(out: Output, log: Log) -> Compaction | None:
     that, reading them costs under a second or two). Logs one line when it compacted."""
     if not out.is_local:
         return None
-    result = compact(out, min_trials=AUTO_MIN_TRIALS, log=log)
+    try:
+        result = compact(out, min_trials=AUTO_MIN_TRIALS, log=log)
+    except Exception as exc:  # e.g. a full disk: the run's results stand, in their per-trial files
+        log(f"not compacted: {' '.join(str(exc).split())}; the results are intact, `sweep compact` retries")
+        return None
     if result.trials:
         log(f"compacted {result.trials:,} trials into {result.units} file(s) per result folder "
             f"(generation {result.generation}, {result.seconds:.1f} s); `sweep run --no-compact` skips this")

@@ -237,3 +237,21 @@ def test_a_corrupt_per_trial_file_stops_the_compaction_before_anything_changes(t
     err = capfd.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"sweep compact: error: {bad} does not read as Parquet") and len(err[-1]) < 1000
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing staged is left
+
+
+def test_the_runs_own_compaction_failing_leaves_the_results_and_says_so(tmp_path, monkeypatch):
+    out, ids = write_grid(tmp_path)
+    monkeypatch.setattr(compaction, "AUTO_MIN_TRIALS", 1)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(compaction, "_write_staged", full_disk)
+    messages = []
+    assert compaction.compact_after_run(out, messages.append) is None
+    assert messages == ["not compacted: [Errno 28] No space left on device; the results are intact, "
+                        "`sweep compact` retries"]
+    assert rows_per_trial(tmp_path) == {t: K * K for t in ids} and scan_done(out).done == frozenset(ids)
+    monkeypatch.undo()
+    monkeypatch.setattr(compaction, "AUTO_MIN_TRIALS", 9)  # 8 trials wait: fewer than the threshold
+    assert compaction.compact_after_run(out, messages.append).trials == 0 and len(messages) == 1
