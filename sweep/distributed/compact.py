@@ -230,6 +230,7 @@ def compact(out: Output, *, min_trials: int = 1, progress: Log | None = None, lo
         raise
     _step("journal")
     removed = sum(t in files[d] for t in ids for d in RESULT_DIRS)
+    say(f"committed; moving the units into place and removing {removed:,} per-trial files")
     _roll_forward(out, journal)
     return Compaction(generation, len(ids), len(units), removed, time.perf_counter() - started)
 

@@ -9,7 +9,6 @@ Layout under OUT (a local path, an NFS mount, or any pyarrow filesystem URI such
     OUT/failed/<trial_id>.json        a trial's last error, removed once the trial succeeds
     OUT/<folder>/part-<gen>-<model>-nf<x>.parquet  many committed trials, merged by ``sweep compact``
 
-
 A trial's worker writes its files in that order, each atomically (``.<name>.tmp-<uuid>`` then a
 rename; pyarrow skips names that start with "." or "_"), so a crash leaves no visible partial file.
 A trial is *done* exactly when its ``trials/`` file exists and opens: a confusion file without one
