@@ -160,7 +160,7 @@ def class_order(df: pd.DataFrame) -> list[str]:
 def _sorted_levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(values, return_inverse=True)`` by hashing instead of sorting the rows: an axis
     has few levels, so this is about 10x faster on 10 million rows."""
-    codes, levels = pd.factorize(values, sort=False)
+    codes, levels = pd.factorize(values, sort=False, use_na_sentinel=False)  # NaN a level, last, as in np.unique
     order = np.argsort(levels, kind="stable")
     rank = np.empty(len(levels), dtype=np.int64)
     rank[order] = np.arange(len(levels))
