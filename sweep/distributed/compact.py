@@ -69,7 +69,8 @@ def _unit_slug(model: str, noise_fraction: float) -> str:
 
 
 def _read_tables(out: Output, paths: list[str], on_batch: Callable[[int], None] | None = None) -> pa.Table:
-    """The files' rows in the order given, schemas promoted (older writers' files may lack columns)."""
+    """The files' rows in the order given. Columns missing from some files are filled with nulls (older
+    writers wrote fewer); a column whose type differs between files stops the compaction (TypeError)."""
 
     def read(path: str) -> pa.Table:
         try:
@@ -83,10 +84,10 @@ def _read_tables(out: Output, paths: list[str], on_batch: Callable[[int], None] 
     with ThreadPoolExecutor(max_workers=4) as pool:
         for start in range(0, len(paths), _BATCH):
             batch = list(pool.map(read, paths[start:start + _BATCH]))
-            parts.append(pa.concat_tables(batch, promote_options="permissive").combine_chunks())
+            parts.append(pa.concat_tables(batch, promote_options="default").combine_chunks())
             if on_batch:
                 on_batch(min(start + _BATCH, len(paths)))
-    return pa.concat_tables(parts, promote_options="permissive")
+    return pa.concat_tables(parts, promote_options="default")
 
 
 def _write_staged(out: Output, directory: str, name: str, table: pa.Table) -> str:
