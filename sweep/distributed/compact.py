@@ -75,7 +75,8 @@ def _read_tables(out: Output, paths: list[str], on_batch: Callable[[int], None] 
     def read(path: str) -> pa.Table:
         try:
             with out.fs.open_input_file(path) as fh:
-                return pq.read_table(fh, use_threads=False).replace_schema_metadata(None)
+                # ParquetFile.read: half the cost per small file of pq.read_table (no dataset machinery)
+                return pq.ParquetFile(fh).read(use_threads=False).replace_schema_metadata(None)
         except Exception as exc:  # stops the compaction before its commit point: nothing changed
             raise ValueError(f"{path} does not read as Parquet ({exc}); `sweep run` moves it to _corrupt/, "
                              "then compact again") from None
