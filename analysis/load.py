@@ -40,6 +40,39 @@ def _kind_ok(kind: str, dtype: pa.DataType) -> bool:
     return pa.types.is_floating(dtype) or pa.types.is_integer(dtype)
 
 
+def _first_appearance(column: pd.Series) -> list[str]:
+    """A categorical's values in order of first appearance (hashing the codes, not sorting the rows)."""
+    cats = column.cat.categories
+    return [str(cats[c]) for c in pd.unique(column.cat.codes.to_numpy()) if c >= 0]
+
+
+def _drop_unused(column: pd.Series) -> pd.Series:
+    """``remove_unused_categories``, skipped when every category is used (its np.unique sorts all rows)."""
+    used = np.bincount(column.cat.codes.to_numpy() + 1, minlength=len(column.cat.categories) + 1)[1:] > 0
+    return column if used.all() else column.cat.remove_unused_categories()
+
+
+def _sort_rows(df: pd.DataFrame, keys: list[str], ascending: list[bool]) -> pd.DataFrame:
+    """``df.sort_values(keys, ascending=...)`` (stable), through one int64 key per row, and not at all
+    when the rows are in order already (compacted files are written in this order)."""
+    key = np.zeros(len(df), dtype=np.int64)
+    span = 1
+    for column, up in zip(keys, ascending):
+        values = df[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            rank, n = values.cat.codes.to_numpy(np.int64), len(values.cat.categories)
+        else:
+            codes, levels = pd.factorize(values.to_numpy(), sort=True)
+            rank, n = codes.astype(np.int64), len(levels)
+        if n == 0 or span > (2**62) // max(n, 1):
+            return df.sort_values(keys, ascending=ascending, kind="stable")  # too many levels for one int64
+        key = key * n + (rank if up else n - 1 - rank)
+        span *= n
+    if (np.diff(key) >= 0).all():
+        return df
+    return df.take(np.argsort(key, kind="stable"))
+
+
 def _read_folder(fs: pafs.FileSystem, root: str, name: str, wanted: dict[str, str], *,
                  required: bool) -> pa.Table | None:
     """Read ``root/name`` as a Parquet dataset, keeping the ``wanted`` columns (checked by kind)."""
@@ -51,7 +84,11 @@ def _read_folder(fs: pafs.FileSystem, root: str, name: str, wanted: dict[str, st
                              "(expected OUT/confusion/ and OUT/trials/ written by `sweep run`)")
         return None
     # Names starting with '.' or '_' (the writer's temp files) are skipped by pyarrow's default.
-    dataset = ds.dataset(where, filesystem=fs, format="parquet")
+    # Strings are read as dictionaries: 10 million rows hold a few hundred distinct values, and
+    # materialising them as strings first costs seconds and gigabytes.
+    strings = [c for c, kind in wanted.items() if kind == "str"]
+    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=strings))
+    dataset = ds.dataset(where, filesystem=fs, format=fmt)
     if not dataset.files:
         raise ValueError(f"no Parquet files in {where}: the folder is empty (has the sweep finished a trial?)")
     schema = dataset.schema
@@ -63,7 +100,7 @@ def _read_folder(fs: pafs.FileSystem, root: str, name: str, wanted: dict[str, st
         if not _kind_ok(kind, schema.field(column).type):
             raise ValueError(f"column {column!r} in {where} has type {schema.field(column).type}; "
                              f"expected {kind}")
-    return dataset.to_table(columns=list(wanted), use_threads=True)
+    return dataset.to_table(columns=list(wanted), use_threads=True).unify_dictionaries()
 
 
 def _check_no_missing(table: pa.Table, where: str) -> None:
@@ -93,7 +130,8 @@ def _check_trials(df: pd.DataFrame, classes: list[str], where: str) -> tuple[np.
         t = bad[0]
         if rows[t] > K * K:
             raise ValueError(f"trial {trial_ids[t]} is present more than once in {where} "
-                             f"({rows[t]} rows; a trial has K*K = {K * K})")
+                             f"({rows[t]} rows; a trial has K*K = {K * K}); an interrupted compaction leaves "
+                             "trials in their per-trial and compacted files: `sweep compact OUT` finishes it")
         raise ValueError(f"trial {trial_ids[t]} has {rows[t]} confusion rows in {where}; expected "
                          f"K*K = {K * K} (one per true/pred class pair over the {K} classes, zeros included)")
     true = df["true_class"].cat.codes.to_numpy(np.int64)
@@ -103,7 +141,8 @@ def _check_trials(df: pd.DataFrame, classes: list[str], where: str) -> tuple[np.
         t = int(np.flatnonzero(pair != 1)[0] // (K * K))
         raise ValueError(f"trial {trial_ids[t]} repeats some (true_class, pred_class) pairs in {where}: "
                          "a trial is present twice or its rows are corrupt")
-    order = np.argsort(trial, kind="stable")
+    # Files hold a trial's rows together, so the codes (in order of first appearance) rarely need sorting.
+    order = np.arange(len(trial)) if (np.diff(trial) >= 0).all() else np.argsort(trial, kind="stable")
     starts = np.searchsorted(trial[order], np.arange(n_trials))
     for column in TRIAL_KEY_COLUMNS:
         values = df[column]
@@ -200,9 +239,7 @@ def load_results(path: str | os.PathLike | Sequence[str | os.PathLike]) -> pd.Da
     # One class list, in order of first appearance (the writer emits the dataset's class order).
     classes: list[str] = []
     for column in ("true_class", "pred_class"):
-        cats = df[column].cat.categories
-        codes, first_row = np.unique(df[column].cat.codes.to_numpy(), return_index=True)
-        classes += [str(cats[c]) for c in codes[np.argsort(first_row)] if str(cats[c]) not in classes]
+        classes += [c for c in _first_appearance(df[column]) if c not in classes]
     for column in ("true_class", "pred_class"):
         df[column] = df[column].cat.set_categories(classes, ordered=True)
     for column in (*STRING_KEYS, "trial_id"):
@@ -261,8 +298,8 @@ def load_results(path: str | os.PathLike | Sequence[str | os.PathLike]) -> pd.Da
                           f"(unfinished?), e.g. {trial_ids[unfinished][0]}; they are left out", stacklevel=2)
             keep = ~unfinished[trial]
             df = df[keep]
-    df = df.sort_values(["experiment", "model", "noise_mode", "noise_fraction", "train_fraction", "seed",
+    df = _sort_rows(df, ["experiment", "model", "noise_mode", "noise_fraction", "train_fraction", "seed",
                          "true_class", "pred_class"], ascending=[True, True, True, True, False, True, True, True])
     for column in (*STRING_KEYS, "trial_id"):
-        df[column] = df[column].cat.remove_unused_categories()
+        df[column] = _drop_unused(df[column])
     return df.reset_index(drop=True)

@@ -35,13 +35,22 @@ class NoProbsError(FileNotFoundError, ValueError):
 
 
 def _classes_of(fs: pafs.FileSystem, root: str, trial_id: str) -> list[str]:
-    """The dataset's class order: the writer emits a trial's confusion rows in it (true class outer)."""
+    """The dataset's class order: the writer emits a trial's confusion rows in it (true class outer),
+    and compaction keeps them in that order. Read from the trial's own file, else (compacted) from the
+    folder, filtered on the trial id (row-group statistics skip the other files' pages)."""
     path = f"{root.rstrip('/')}/confusion/{trial_id}.parquet"
     try:
-        with fs.open_input_file(path) as fh:
-            true = pq.read_table(fh, columns=["true_class"]).column("true_class").to_pylist()
+        if fs.get_file_info(path).type == pafs.FileType.File:
+            with fs.open_input_file(path) as fh:
+                true = pq.read_table(fh, columns=["true_class"]).column("true_class").to_pylist()
+        else:
+            path = path.rsplit("/", 1)[0]
+            true = ds.dataset(path, filesystem=fs, format="parquet").to_table(
+                columns=["true_class"], filter=pc.field("trial_id") == trial_id).column("true_class").to_pylist()
     except (OSError, pa.ArrowException) as error:
         raise ValueError(f"cannot read the class order from {path}: {error}") from None
+    if not true:
+        raise ValueError(f"no confusion rows of trial {trial_id} in {path} to read the class order from")
     return list(dict.fromkeys(str(c) for c in true))
 
 

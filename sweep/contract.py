@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -74,6 +75,12 @@ EXPERIMENT_FILE = "experiment.json"
 # Written only when `sweep run --log` asks; no reader of the results looks inside them.
 TENSORBOARD_DIR = "tensorboard"  # OUT/tensorboard/<grid point>/events.out.tfevents.*
 MLFLOW_DB = "mlflow.db"  # OUT/mlflow.db: MLflow's SQLite tracking store, when $MLFLOW_TRACKING_URI is unset
+
+# Compaction (sweep.distributed.compact) merges committed trials' files into one file per unit
+# (generation, model, noise fraction) in each result folder, OUT/<folder>/part-<gen>-<model>-nf<x>.parquet,
+# next to the per-trial files and with the same schema, so pd.read_parquet("OUT/confusion") still reads all.
+COMPACTED_NAME = re.compile(r"part-[0-9]{5}-[A-Za-z0-9_.-]+\.parquet")
+COMPACTION_JOURNAL = ".compaction-journal.json"  # OUT/<this>: a compaction's commit record, until it finishes
 
 
 def trial_id(identity: dict[str, Any]) -> str:

@@ -404,6 +404,14 @@ CASES = [
     Case("report-folder-and-its-copy", ("report", "{w}/out", "{w}/out2", "--to", "{w}/rep"),
          r"out and .*out2 hold the same trials of experiment 'synthetic' .* the same folder twice, or a copy of it",
          two_results(copy=True)),
+    # -- sweep compact
+    Case("compact-missing-folder", ("compact", "{w}/nowhere"), r"results folder not found: .*/nowhere"),
+    Case("compact-not-a-results-folder", ("compact", "{w}/out"), r"out is not a results folder: no trials/ and confusion/",
+         lambda w: (w / "out").mkdir()),
+    Case("compact-out-in-use", ("compact", "{w}/out"), r"out is in use by another sweep driver \(pid \d+ on ", locked_out),
+    Case("compact-object-store", ("compact", "s3://bucket/out"), r"sweep compact needs a local or NFS output folder"),
+    Case("run-no-compact-with-a-value", ("run", "--no-compact=yes", *RUN_OUT),
+         r"argument --no-compact: ignored explicit argument 'yes'"),
     # -- the command itself
     Case("unknown-command", ("sweeep",), r"argument COMMAND: invalid choice: 'sweeep'"),
 ]

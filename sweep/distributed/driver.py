@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from sweep.distributed.compact import compact_after_run, finish_interrupted
 from sweep.distributed.experiment_record import (check_experiment, check_sizes_against_out, read_experiment,
                                                  record_experiment, stored_spec)
 from sweep.distributed.lock import OutputLock
@@ -46,7 +47,7 @@ def resolve_address(address: str | None) -> str | None:
 
 def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num_cpus: int | None = None,
               dashboard: bool = False, verbose: bool = False, progress: bool = True, adopt: bool = False,
-              trackers: str | Sequence[str] = (), log: Log | None = None) -> SweepOutcome:
+              trackers: str | Sequence[str] = (), compact: bool = True, log: Log | None = None) -> SweepOutcome:
     """Run every trial of ``spec`` whose result OUT does not hold yet, and say what became of them.
 
     ``address`` is a Ray cluster to join (host:port, ray://host:port, auto; default $RAY_ADDRESS,
@@ -58,6 +59,8 @@ def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num
     ``spec``'s experiment. ``trackers`` ("tensorboard", "mlflow", "wandb", or a comma list) log every
     trial's reports to those trackers as well (``sweep.distributed.trackers``); they are not part of
     the experiment, so any run of a sweep may add or drop them.
+    ``compact`` merges the per-trial files at the end once there are many
+    (sweep.distributed.compact.AUTO_MIN_TRIALS), unless the run was interrupted.
     """
     from sweep.engine.malloc_tuning import enabled as malloc_tuning_enabled
 
@@ -86,6 +89,8 @@ def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num
             started_ray = connect_ray(address, verbose=verbose, dashboard=dashboard, num_cpus=num_cpus)
         lock.acquire()
         check_writable(output)
+        if lock.held:  # a compaction that died after its commit point is finished before OUT is read
+            finish_interrupted(output, log)
         scan = scan_done(output)
         check_sizes_against_out(output, spec, scan.done, num_train=num_train)
         todo = [c for c in spec.trials() if c.trial_id not in scan.done]
@@ -122,8 +127,11 @@ def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num
         _log_cluster(fitted, local=not address, log=log)
         if trackers:
             log("logging every trial to " + "; ".join(f"{n}: {TRACKERS[n].what}" for n in trackers))
-        return run_tune(fitted, output, todo, skipped=skipped, verbose=verbose, progress=progress,
-                        trackers=trackers)
+        outcome = run_tune(fitted, output, todo, skipped=skipped, verbose=verbose, progress=progress,
+                           trackers=trackers)
+        if compact and lock.held and not outcome.unfinished:
+            compact_after_run(output, log)
+        return outcome
     except BaseException:
         lock.release()
         if created:

@@ -7,13 +7,16 @@ Layout under OUT (a local path, an NFS mount, or any pyarrow filesystem URI such
     OUT/probs/<trial_id>.parquet      per-example softmax, when the spec keeps it
     OUT/trials/<trial_id>.parquet     one row per finished trial: THE COMMIT MARKER
     OUT/failed/<trial_id>.json        a trial's last error, removed once the trial succeeds
+    OUT/<folder>/part-<gen>-<model>-nf<x>.parquet  many committed trials, merged by ``sweep compact``
 
 A trial's worker writes its files in that order, each atomically (``.<name>.tmp-<uuid>`` then a
 rename; pyarrow skips names that start with "." or "_"), so a crash leaves no visible partial file.
 A trial is *done* exactly when its ``trials/`` file exists and opens: a confusion file without one
 is an interrupted trial, rerun and overwritten under the same name. File names derive from the
 trial_id, so a retried or repeated trial replaces its files instead of duplicating rows. The
-schemas are declared in ``sweep.contract``.
+schemas are declared in ``sweep.contract``. Compaction (``sweep.distributed.compact``) later merges
+committed trials into a few ``part-*`` files per folder; the readers here count a trial done when it
+is in a per-trial ``trials/`` file or in a complete, readable compacted unit.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sweep.contract import (CONFUSION_SCHEMA, FAILED_DIR, PROBS_SCHEMA, RESULT_DIRS, TRIALS_SCHEMA,
-                            results_folder_around)
+from sweep.contract import (COMPACTED_NAME, COMPACTION_JOURNAL, CONFUSION_SCHEMA, FAILED_DIR, PROBS_SCHEMA,
+                            RESULT_DIRS, TRIALS_SCHEMA, results_folder_around)
 from sweep.distributed import fault_hooks
 
 DIRS = RESULT_DIRS  # confusion, probs, trials
@@ -209,8 +213,8 @@ def probs_table(result: Any, experiment: str) -> pa.Table:
 
 
 def trials_with_probs(out: Output) -> frozenset[str]:
-    """Trial ids that have an ``OUT/probs/`` file (kept when their run asked for probabilities)."""
-    return frozenset(_visible_ids(out, "probs"))
+    """Trial ids with per-example probabilities in ``OUT/probs/`` (kept when their run asked for them)."""
+    return frozenset(_visible_ids(out, "probs")).union(*_compacted_ids(out, "probs"))
 
 
 def write_trial(out: Output, result: Any, experiment: str, *, started_at: datetime,
@@ -251,8 +255,8 @@ def remove_uncommitted(out: Output) -> int:
     interrupted (killed driver or node) between its writes. The trial runs again and rewrites
     them; until then they would show in ``pd.read_parquet("OUT/confusion")``. Call only while no
     trial of OUT runs (holding OUT's lock). Returns how many files were removed."""
-    committed = set(_visible_ids(out, "trials"))
-    return sum(_delete_quietly(out, path) for directory in ("confusion", "probs")
+    committed = set(_visible_ids(out, "trials")).union(*_compacted_ids(out, "trials"))
+    return sum(_delete_quietly(out, path) for directory in DIRS if directory != "trials"
                for tid, path in _visible_ids(out, directory).items() if tid not in committed)
 
 
@@ -299,7 +303,8 @@ def _stray(out: Output) -> list[str]:
     for directory in DIRS:
         for info in _list(out, directory):
             name = info.base_name
-            if name.startswith((".", "_")) or (info.type == pafs.FileType.File and _RESULT_NAME.fullmatch(name)):
+            if name.startswith((".", "_")) or (info.type == pafs.FileType.File and (
+                    _RESULT_NAME.fullmatch(name) or COMPACTED_NAME.fullmatch(name))):
                 continue
             found.append(info.path)
     return found
@@ -320,6 +325,26 @@ def _visible_ids(out: Output, directory: str) -> dict[str, str]:
     }
 
 
+def _compacted(out: Output, directory: str) -> dict[str, str]:
+    """Compacted unit files of ``directory``: file name -> path."""
+    return {info.base_name: info.path for info in _list(out, directory)
+            if info.type == pafs.FileType.File and COMPACTED_NAME.fullmatch(info.base_name)}
+
+
+def _ids_in(out: Output, path: str, *, validate: bool = False) -> frozenset[str] | None:
+    """The trial ids in a compacted file (reading every column with ``validate``); None when it does not read."""
+    try:
+        with out.fs.open_input_file(path) as fh:
+            table = pq.ParquetFile(fh).read(columns=None if validate else ["trial_id"], use_threads=False)
+        return frozenset(pc.unique(table.column("trial_id")).to_pylist())
+    except Exception:  # as _opens: a unit that does not read holds no result
+        return None
+
+
+def _compacted_ids(out: Output, directory: str) -> list[frozenset[str]]:
+    return [ids or frozenset() for ids in (_ids_in(out, p) for p in _compacted(out, directory).values())]
+
+
 def _opens(out: Output, path: str) -> bool:
     """True when the file reads as Parquet to its last value: footer, then every data page (a file
     whose pages are damaged but whose footer is intact fails here too, not in the reader later)."""
@@ -337,42 +362,67 @@ def scan_done(out: Output, *, validate: bool = True) -> DoneScan:
     files that no sweep writes in ``stray``."""
     trials = _visible_ids(out, "trials")
     if not validate:
-        return DoneScan(frozenset(trials), ())
-    confusion = _visible_ids(out, "confusion")
-    probs = _visible_ids(out, "probs")
-    to_check = list(trials.values()) + list(confusion.values()) + list(probs.values())
+        return DoneScan(frozenset(trials).union(*_compacted_ids(out, "trials")), ())
+    files = {d: _visible_ids(out, d) for d in DIRS}
+    units = {d: _compacted(out, d) for d in DIRS}
+    to_check = [p for d in DIRS for p in files[d].values()]
+    unit_paths = [p for d in DIRS for p in units[d].values()]
     with ThreadPoolExecutor(max_workers=16 if not out.is_local else 4) as pool:
         ok = dict(zip(to_check, pool.map(lambda p: _opens(out, p), to_check)))
-    corrupt = tuple(sorted(p for p, good in ok.items() if not good))
-    done = frozenset(
+        unit_ids = dict(zip(unit_paths, pool.map(lambda p: _ids_in(out, p, validate=True), unit_paths)))
+    corrupt = [p for p, good in ok.items() if not good] + [p for p, ids in unit_ids.items() if ids is None]
+    optional = [d for d in DIRS if d not in ("trials", "confusion")]  # probs (and any later folder)
+    done = {
         tid for tid, path in trials.items()
-        if ok[path] and tid in confusion and ok[confusion[tid]] and ok.get(probs.get(tid, ""), True)
-    )
-    return DoneScan(done, corrupt, tuple(sorted(_stray(out))))
+        if ok[path] and tid in files["confusion"] and ok[files["confusion"][tid]]
+        and all(ok.get(files[d].get(tid, ""), True) for d in optional)
+    }
+    # A unit counts whole or not at all: its trials and confusion files present, each of its files read.
+    # Its other files without those two are corrupt, unless a compaction is being finished right now.
+    pending = out.fs.get_file_info(out.path(COMPACTION_JOURNAL)).type == pafs.FileType.File
+    for name in {n for d in DIRS for n in units[d]}:
+        paths = [units[d][name] for d in DIRS if name in units[d]]
+        if name in units["trials"] and name in units["confusion"]:
+            if all(unit_ids[p] is not None for p in paths):
+                done |= unit_ids[units["trials"][name]]
+        elif not pending:
+            corrupt += [p for p in paths if unit_ids[p] is not None]
+    return DoneScan(frozenset(done), tuple(sorted(corrupt)), tuple(sorted(_stray(out))))
 
 
 def read_trial_rows(out: Output, trial_ids: list[str], *, columns: list[str]) -> list[dict[str, Any]]:
     """The ``trials/`` rows (only ``columns``) of ``trial_ids``; a file that does not open is skipped
     (scan_done reports it)."""
 
-    def read(trial_id: str) -> list[dict[str, Any]]:
+    def read(path: str, wanted: set[str] | None = None) -> list[dict[str, Any]]:
         try:
-            with out.fs.open_input_file(out.path("trials", f"{trial_id}.parquet")) as fh:
-                return pq.read_table(fh, columns=columns).to_pylist()
+            with out.fs.open_input_file(path) as fh:
+                table = pq.read_table(fh, columns=list(dict.fromkeys([*columns, "trial_id"])))
+            if wanted is not None:  # a compacted file: only the asked-for trials
+                table = table.filter(pc.is_in(table.column("trial_id"), pa.array(sorted(wanted), pa.string())))
+            return table.select(columns).to_pylist()
         except Exception:
             return []
 
+    single = _visible_ids(out, "trials")
+    rest = set(trial_ids) - set(single)
     with ThreadPoolExecutor(max_workers=16 if not out.is_local else 4) as pool:
-        return [row for rows in pool.map(read, trial_ids) for row in rows]
+        rows = [row for rows in pool.map(read, [single[t] for t in trial_ids if t in single]) for row in rows]
+    for path in _compacted(out, "trials").values() if rest else ():
+        rows += read(path, rest)
+    return rows
 
 
 def quarantine(out: Output, paths: list[str] | tuple[str, ...], *, also_ids: bool = True) -> list[str]:
     """Move corrupt files (and, with ``also_ids``, the same trial's other files) to OUT/_corrupt/,
-    which readers skip, so the dataset opens again and the trial counts as not done. Returns moves."""
+    which readers skip, so the dataset opens again and the trial counts as not done. A compacted
+    file takes its whole unit along (the same name in every folder): its trials are then not done.
+    Returns moves."""
     ids = {p.rsplit("/", 1)[-1].removesuffix(".parquet") for p in paths}
     targets = set(paths)
-    if also_ids:
-        for directory in DIRS:
+    for directory in DIRS:
+        targets.update(p for name, p in _compacted(out, directory).items() if name.removesuffix(".parquet") in ids)
+        if also_ids:
             targets.update(p for tid, p in _visible_ids(out, directory).items() if tid in ids)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     moved = []
