@@ -395,7 +395,7 @@ def _settle_command(args: argparse.Namespace, spec: ExperimentSpec, out: str, lo
 
     result = run_until_settled(spec, out, target=args.until_settled, max_seeds=args.max_seeds, address=args.address,
                                num_cpus=args.num_cpus, dashboard=args.dashboard, verbose=args.verbose,
-                               adopt=args.adopt, log=log)
+                               adopt=args.adopt, trackers=args.log or (), compact=args.compact, log=log)
     if result.stop in SETTLE_EXIT:
         return SETTLE_EXIT[result.stop]
     outcome = result.outcome

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from analysis.settle import GROWTH, SettleCheck, Target, max_looks, next_seed_count, parse_target, settle_check
 from sweep.distributed.driver import Log, _log_to_stderr, resolve_address, run_sweep
@@ -114,15 +114,16 @@ def _grid_results(out: str, spec: ExperimentSpec):
 def run_until_settled(spec: ExperimentSpec, out: str, *, target: Target | str, max_seeds: int,
                       confidence: float = 0.95, growth: float = GROWTH, address: str | None = None,
                       num_cpus: int | None = None, dashboard: bool = False, verbose: bool = False,
-                      progress: bool = True, adopt: bool = False, log: Log | None = None) -> SettleOutcome:
+                      progress: bool = True, adopt: bool = False, trackers: str | Sequence[str] = (),
+                      compact: bool = True, log: Log | None = None) -> SettleOutcome:
     """Run ``spec`` into ``out`` in rounds of seeds 0..n-1 until ``target`` is met or n is ``max_seeds``.
 
     The first round has the spec's seeds, or the round OUT already reached; each later one has
     ``next_seed_count`` seeds. After each finished round, one line goes to ``log``: the round, its
     seeds and the target's figure; at the end one more says which stop and why. A round whose
     trials failed or were interrupted stops the run ("incomplete"): the same call resumes it.
-    ``address``, ``num_cpus``, ``dashboard``, ``verbose``, ``progress``, ``adopt`` are
-    :func:`run_sweep`'s. OUT's ``experiment.json`` records the last round's seeds.
+    ``address``, ``num_cpus``, ``dashboard``, ``verbose``, ``progress``, ``adopt``, ``trackers`` and
+    ``compact`` are :func:`run_sweep`'s. OUT's ``experiment.json`` records the last round's seeds.
     """
     log = log or _log_to_stderr
     target = parse_target(target) if isinstance(target, str) else target
@@ -140,7 +141,8 @@ def run_until_settled(spec: ExperimentSpec, out: str, *, target: Target | str, m
             number = len(rounds) + 1
             round_spec = spec.with_overrides(seeds=n)
             outcome = run_sweep(round_spec, out, address=address, num_cpus=num_cpus, dashboard=dashboard,
-                                verbose=verbose, progress=progress, adopt=adopt and number == 1, log=log)
+                                verbose=verbose, progress=progress, adopt=adopt and number == 1, trackers=trackers,
+                                compact=compact, log=log)
             if outcome.failed or outcome.unfinished:
                 rounds.append(SettleRound(number, n, outcome, None))
                 what = (f"{len(outcome.failed)} trial(s) failed" if outcome.failed else
