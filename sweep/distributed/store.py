@@ -5,13 +5,14 @@ Layout under OUT (a local path, an NFS mount, or any pyarrow filesystem URI such
     OUT/experiment.json               the experiment (spec), see sweep.distributed.experiment_record
     OUT/confusion/<trial_id>.parquet  one row per (trial, true class, predicted class), all K x K cells
     OUT/probs/<trial_id>.parquet      per-example softmax, when the spec keeps it
+    OUT/epochs/<trial_id>.parquet     learning curves: one row per (trial, epoch, true class)
     OUT/trials/<trial_id>.parquet     one row per finished trial: THE COMMIT MARKER
     OUT/failed/<trial_id>.json        a trial's last error, removed once the trial succeeds
 
 A trial's worker writes its files in that order, each atomically (``.<name>.tmp-<uuid>`` then a
 rename; pyarrow skips names that start with "." or "_"), so a crash leaves no visible partial file.
-A trial is *done* exactly when its ``trials/`` file exists and opens: a confusion file without one
-is an interrupted trial, rerun and overwritten under the same name. File names derive from the
+A trial is *done* exactly when its ``trials/`` file exists and opens (trials written before learning
+curves have no ``epochs/`` file and stay done): a confusion file without one is an interrupted trial, rerun and overwritten under the same name. File names derive from the
 trial_id, so a retried or repeated trial replaces its files instead of duplicating rows. The
 schemas are declared in ``sweep.contract``.
 """
@@ -33,11 +34,12 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sweep.contract import (CONFUSION_SCHEMA, FAILED_DIR, PROBS_SCHEMA, RESULT_DIRS, TRIALS_SCHEMA,
-                            results_folder_around)
+from sweep.contract import (CONFUSION_SCHEMA, EPOCH_COUNT_COLUMNS, EPOCHS_SCHEMA, FAILED_DIR, PROBS_SCHEMA, RESULT_DIRS,
+                            TRIALS_SCHEMA, results_folder_around)
 from sweep.distributed import fault_hooks
 
-DIRS = RESULT_DIRS  # confusion, probs, trials
+DIRS = RESULT_DIRS  # confusion, probs, epochs, trials
+PARTS = tuple(d for d in DIRS if d != "trials")  # a trial's files before its commit marker
 
 # ---- where OUT lives --------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -208,6 +210,30 @@ def probs_table(result: Any, experiment: str) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=PROBS_SCHEMA)
 
 
+def epochs_table(result: Any, experiment: str) -> pa.Table:
+    """The trial's learning curves: one row per (epoch, true class), epochs then classes in order."""
+    curves = result.curves
+    k = len(result.classes)
+    for stats in curves:
+        if stats.counts.shape[0] != k:
+            raise ValueError(f"learning-curve counts must have {k} rows (one per class), got {stats.counts.shape[0]}")
+    rows = len(curves) * k
+    cols: dict[str, Any] = _key_columns(result, experiment, rows)
+    cols["epoch"] = np.repeat([s.epoch for s in curves], k).astype(np.int64)
+    cols["true_class"] = list(result.classes) * len(curves)
+    counts = np.concatenate([s.counts for s in curves]).astype(np.int64) if curves else np.zeros((0, len(EPOCH_COUNT_COLUMNS)), np.int64)
+    for i, name in enumerate(EPOCH_COUNT_COLUMNS):
+        cols[name] = counts[:, i]
+    cols["loss_sum"] = np.concatenate([s.loss_sum for s in curves]).astype(np.float64) if curves else []
+    for name in ("test_examples", "test_correct"):  # null where the epoch's test set was not scored
+        values: list[int | None] = []
+        for stats in curves:
+            per_class = getattr(stats, name)
+            values += [None] * k if per_class is None else [int(v) for v in per_class]
+        cols[name] = values
+    return pa.Table.from_pydict(cols, schema=EPOCHS_SCHEMA)
+
+
 def trials_with_probs(out: Output) -> frozenset[str]:
     """Trial ids that have an ``OUT/probs/`` file (kept when their run asked for probabilities)."""
     return frozenset(_visible_ids(out, "probs"))
@@ -215,7 +241,7 @@ def trials_with_probs(out: Output) -> frozenset[str]:
 
 def write_trial(out: Output, result: Any, experiment: str, *, started_at: datetime,
                 placement: dict[str, Any] | None = None, attempt: int = 1) -> None:
-    """Write one finished trial: confusion, then probs, then the trials row (the commit marker).
+    """Write one finished trial: confusion, probs, epochs, then the trials row (the commit marker).
 
     Called by the trial's own worker. Idempotent: a rerun of the same trial replaces its files.
     """
@@ -223,7 +249,8 @@ def write_trial(out: Output, result: Any, experiment: str, *, started_at: dateti
     written = []
     try:
         for name, table in (("confusion", confusion_table(result, experiment)),
-                            ("probs", probs_table(result, experiment) if result.probs is not None else None)):
+                            ("probs", probs_table(result, experiment) if result.probs is not None else None),
+                            ("epochs", epochs_table(result, experiment) if result.curves else None)):
             if table is not None:
                 write_bytes_atomic(out, f"{name}/{trial_id}.parquet", _parquet_bytes(table))
                 written.append(name)
@@ -247,12 +274,12 @@ def _delete_quietly(out: Output, path: str) -> bool:
 
 
 def remove_uncommitted(out: Output) -> int:
-    """Delete confusion/probs files of trials without a ``trials/`` row: left by a trial that was
+    """Delete confusion/probs/epochs files of trials without a ``trials/`` row: left by a trial that was
     interrupted (killed driver or node) between its writes. The trial runs again and rewrites
     them; until then they would show in ``pd.read_parquet("OUT/confusion")``. Call only while no
     trial of OUT runs (holding OUT's lock). Returns how many files were removed."""
     committed = set(_visible_ids(out, "trials"))
-    return sum(_delete_quietly(out, path) for directory in ("confusion", "probs")
+    return sum(_delete_quietly(out, path) for directory in PARTS
                for tid, path in _visible_ids(out, directory).items() if tid not in committed)
 
 
@@ -338,15 +365,16 @@ def scan_done(out: Output, *, validate: bool = True) -> DoneScan:
     trials = _visible_ids(out, "trials")
     if not validate:
         return DoneScan(frozenset(trials), ())
-    confusion = _visible_ids(out, "confusion")
-    probs = _visible_ids(out, "probs")
-    to_check = list(trials.values()) + list(confusion.values()) + list(probs.values())
+    parts = {directory: _visible_ids(out, directory) for directory in PARTS}
+    confusion = parts["confusion"]
+    to_check = list(trials.values()) + [p for ids in parts.values() for p in ids.values()]
     with ThreadPoolExecutor(max_workers=16 if not out.is_local else 4) as pool:
         ok = dict(zip(to_check, pool.map(lambda p: _opens(out, p), to_check)))
     corrupt = tuple(sorted(p for p, good in ok.items() if not good))
+    # confusion/ is required; probs/ and epochs/ are optional, but a trial's file that is there must read.
     done = frozenset(
         tid for tid, path in trials.items()
-        if ok[path] and tid in confusion and ok[confusion[tid]] and ok.get(probs.get(tid, ""), True)
+        if ok[path] and tid in confusion and all(ok.get(ids.get(tid, ""), True) for ids in parts.values())
     )
     return DoneScan(done, corrupt, tuple(sorted(_stray(out))))
 
