@@ -18,7 +18,7 @@ from .learning import learned_first, load_epochs, memorisation_curves, memorisat
 from .load import load_results
 from .misclassified import load_probs, misclassified_examples
 from .ranking import class_table, model_comparison, sensitivity_ranking
-from .synthetic import SyntheticSpec, synthetic_results, write_synthetic_results
+from .synthetic import SyntheticSpec, synthetic_results, write_synthetic_epochs, write_synthetic_results
 from .tradeoffs import exchange_rate, noise_vs_reduction
 
 
@@ -33,6 +33,6 @@ __all__ = [
     "load_results", "mean_confusion", "relative_confusion", "directional_confusions", "directional_trends",
     "sensitivity_ranking", "model_comparison", "class_table", "class_curves", "breakpoints",
     "noise_vs_reduction", "exchange_rate", "findings", "write_report", "load_probs", "misclassified_examples",
-    "SyntheticSpec", "synthetic_results", "write_synthetic_results",
+    "SyntheticSpec", "synthetic_results", "write_synthetic_results", "write_synthetic_epochs",
     "load_epochs", "memorisation_curves", "memorisation_order", "learned_first",
 ]
