@@ -32,7 +32,7 @@ import pyarrow.fs as pafs
 
 from sweep.contract import EPOCH_COUNT_COLUMNS, EPOCHS_SCHEMA
 
-from .grid import check_options, seed_mean
+from .grid import check_options, holm, seed_mean
 from .load import _filesystem, _kind_ok
 from .schema import AXIS_DECIMALS, TRIAL_KEY_COLUMNS
 
@@ -229,7 +229,8 @@ def memorisation_order(epochs: pd.DataFrame, *, confidence: float = 0.95) -> pd.
         (corrupted examples of the class per seed, mean), n_seeds, auc (memorised share averaged
         over the epochs, mean over seeds), auc_ci_low, auc_ci_high, excess (auc minus the mean
         auc of the trial's classes, paired per seed; > 0 = memorised sooner than the average
-        class), excess_ci_low, excess_ci_high, p (two-sided t-test of excess = 0), half_epoch
+        class), excess_ci_low, excess_ci_high, p (two-sided t-test of excess = 0), p_holm (p
+        Holm-adjusted over the classes of the cell), half_epoch
         (first epoch at which the share reaches half of its last-epoch value, mean over seeds;
         NaN where nothing is memorised at the end), rank (1 = largest auc in the cell).
         Classes without corrupted examples are left out. Sorted by model, noise_fraction,
@@ -256,6 +257,7 @@ def memorisation_order(epochs: pd.DataFrame, *, confidence: float = 0.95) -> pd.
     out["auc"], out["auc_ci_low"], out["auc_ci_high"] = a["mean"], a["ci_low"], a["ci_high"]
     out["excess"], out["excess_ci_low"], out["excess_ci_high"] = e["mean"], e["ci_low"], e["ci_high"]
     out["p"] = seed_mean(excess.unstack("seed").to_numpy(dtype=float), axis=1, confidence=confidence)["p"]
+    out["p_holm"] = out.groupby(CELL, observed=True)["p"].transform(lambda p: holm(p.to_numpy()))
     out["half_epoch"] = h.reindex(index).to_numpy()
     out["rank"] = out.groupby(CELL, observed=True)["auc"].rank(ascending=False, method="first").astype(np.int64)
     out = out.sort_values(["model", "noise_fraction", "train_fraction", "rank"],
@@ -274,20 +276,19 @@ def _half_epoch(trial: pd.DataFrame) -> float:
 
 def learned_first(order: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
     """Per model, the classes memorised first at its highest noise level (largest train fraction):
-    those whose excess over the class average is positive with p < ``alpha``.
+    those whose excess over the class average is positive with a Holm-adjusted p < ``alpha``.
 
     Parameters
     ----------
     order : pandas.DataFrame
         The table from :func:`memorisation_order`.
     alpha : float, keyword-only
-        Significance level of each class's t-test (not corrected: a short list to look at, each
-        with its interval).
+        Family-wise error level over the cell's classes (Holm-adjusted t-tests).
 
     Returns
     -------
     pandas.DataFrame
-        The rows of ``order`` for those classes, same columns, plus settled (bool: p < alpha and
+        The rows of ``order`` for those classes, same columns, plus settled (bool: p_holm < alpha and
         excess > 0; when no class is settled the cell's rank-1 class is returned with settled
         False). Sorted by model, rank; clean RangeIndex.
     """
@@ -296,14 +297,14 @@ def learned_first(order: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
     for model, part in order.groupby("model", sort=True, observed=True):
         top = part[part["noise_fraction"] == part["noise_fraction"].max()]
         top = top[top["train_fraction"] == top["train_fraction"].max()]
-        settled = top[(top["excess"] > 0) & (top["p"] < alpha)]
+        settled = top[(top["excess"] > 0) & (top["p_holm"] < alpha)]
         chosen = settled.assign(settled=True) if len(settled) else top[top["rank"] == 1].assign(settled=False)
         picked.append(chosen.sort_values("rank"))
     return pd.concat(picked, ignore_index=True) if picked else order.head(0).assign(settled=False)
 
 
-def learned_first_sentences(first: pd.DataFrame) -> list[str]:
-    """One sentence per model from :func:`learned_first`'s table."""
+def learned_first_sentences(first: pd.DataFrame, *, alpha: float = 0.05) -> list[str]:
+    """One sentence per model from :func:`learned_first`'s table (made with the same ``alpha``)."""
     sentences = []
     for model, part in first.groupby("model", sort=True, observed=True):
         row = part.iloc[0]
@@ -313,8 +314,9 @@ def learned_first_sentences(first: pd.DataFrame) -> list[str]:
         if bool(row["settled"]):
             sentences.append(f"{cell} memorises the wrong labels of class{'es' if len(part) > 1 else ''} {names} "
                              "first: mean memorised share over the epochs, and its excess over the average class "
-                             "with a seed interval that excludes 0.")
+                             f"with its seed interval; Holm p < {alpha:g} over the classes.")
         else:
             sentences.append(f"{cell}: no class's wrong labels are memorised measurably sooner than the average "
-                             f"class; the earliest is {names}, its interval includes 0.")
+                             f"class (Holm p = {row['p_holm']:.2f} for the earliest over the classes); the earliest "
+                             f"is {names}: mean memorised share over the epochs, excess over the average class.")
     return sentences
