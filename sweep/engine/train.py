@@ -7,7 +7,8 @@ epoch (order, crop offsets, flips) come from the trial's ``batches`` stream in o
 of the epoch, so the loop never waits on the host for randomness. Mixed precision (bf16 autocast)
 is used on CUDA only; on CPU the loop stays in float32 and the thread count is the trial's.
 Channels-last layout, fused optimizers and a small CPU evaluation batch (large ones spill the L2
-cache) were each chosen by measurement: BENCHMARKS.md, "CPU levers".
+cache) were each chosen by measurement: BENCHMARKS.md, "CPU levers". Each step's logits also feed the
+epoch's learning-curve counts (``sweep.engine.curves``) on the device, read once per epoch.
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ def train_model(
                 group["lr"] = recipe.lr * lr_factor(recipe, step, total_steps)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
                 logits = model(x)
-            loss = F.cross_entropy(logits.float(), labels[idx], label_smoothing=recipe.label_smoothing)
+            y = labels[idx]
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -167,7 +169,7 @@ def train_model(
                 average.update_parameters(model)
             loss_sum += loss.detach()
             if curves is not None:
-                curves.update(idx, logits, labels[idx])
+                curves.update(idx, logits, y)  # learning curves from this pass's logits: no extra pass
             step += 1
         last_loss = float(loss_sum) / max(1, steps_per_epoch)  # one host sync per epoch
         if curves is not None:
