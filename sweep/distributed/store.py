@@ -212,7 +212,7 @@ def probs_table(result: Any, experiment: str) -> pa.Table:
 
 def epochs_table(result: Any, experiment: str) -> pa.Table:
     """The trial's learning curves: one row per (epoch, true class), epochs then classes in order."""
-    curves = result.curves
+    curves = getattr(result, "curves", ())
     k = len(result.classes)
     for stats in curves:
         if stats.counts.shape[0] != k:
@@ -250,7 +250,7 @@ def write_trial(out: Output, result: Any, experiment: str, *, started_at: dateti
     try:
         for name, table in (("confusion", confusion_table(result, experiment)),
                             ("probs", probs_table(result, experiment) if result.probs is not None else None),
-                            ("epochs", epochs_table(result, experiment) if result.curves else None)):
+                            ("epochs", epochs_table(result, experiment) if getattr(result, "curves", ()) else None)):
             if table is not None:
                 write_bytes_atomic(out, f"{name}/{trial_id}.parquet", _parquet_bytes(table))
                 written.append(name)
