@@ -164,3 +164,33 @@ def misclassified_figure(table: pd.DataFrame, images: np.ndarray, title: str) ->
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def memorisation_figure(curves: pd.DataFrame, title: str, *, chance: float | None = None) -> plt.Figure:
+    """One panel per train fraction: the memorised share of corrupted labels against epoch, one line
+    per noise level (seed mean, t-interval band), from :func:`analysis.learning.memorisation_curves`;
+    ``chance`` (e.g. 1/K) is drawn dashed: what a guess would "memorise"."""
+    fracs = sorted(curves["train_fraction"].unique(), reverse=True)
+    fig, axes = plt.subplots(1, len(fracs), figsize=(4.2 * len(fracs) + 0.8, 3.6), squeeze=False, sharey=True)
+    levels = sorted(curves["noise_fraction"].unique())
+    colors = plt.cm.viridis(np.linspace(0, 0.9, max(2, len(levels))))
+    for ax, frac in zip(axes[0], fracs):
+        for color, level in zip(colors, levels):
+            line = curves[(curves["train_fraction"] == frac) & (curves["noise_fraction"] == level)]
+            if line.empty:
+                continue
+            ax.plot(line["epoch"], line["mean"], marker="o", ms=3, color=color, label=f"noise {level:g}")
+            ax.fill_between(line["epoch"], line["ci_low"], line["ci_high"], color=color, alpha=0.2, lw=0)
+        if chance is not None:
+            ax.axhline(chance, color="grey", ls="--", lw=1, label="chance (1/K)")
+        ax.set_title(f"train fraction {frac:.3g}", fontsize=9)
+        ax.set_xlabel("epoch")
+        top = np.nanmax([*curves["ci_high"].to_numpy(dtype=float), *curves["mean"].to_numpy(dtype=float),
+                         chance or 0.0])
+        ax.set_ylim(0, min(1.0, 1.1 * top) if np.isfinite(top) and top > 0 else 1.0)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("corrupted labels memorised (share)")
+    axes[0][-1].legend(fontsize=8, loc="best")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -4,7 +4,8 @@ Sections in reading order: the grid and a contents list; the findings in sentenc
 ``findings.json``); sensitivity rankings; confusion heatmaps and change against baseline; per-class
 curves with breakpoint tables; the model comparison; directional confusions; noise against less
 data; exchange rate; classes by recall per cell; the most confidently misclassified test images (from
-``OUT/probs``, when the sweep kept them). Wide tables scroll inside their own box, so the
+``OUT/probs``, when the sweep kept them); memorisation of the corrupted labels against epoch (from
+``OUT/epochs``, ``analysis.report_learning``). Wide tables scroll inside their own box, so the
 page never scrolls sideways. A section that the
 grid cannot support (only noise, only size, one seed, ...) is replaced by a visible note saying why.
 Images are embedded as base64, so the page opens offline and can be mailed as one file. Several
@@ -36,6 +37,7 @@ from .findings import KINDS, findings
 from .grid import MIN_BOOT_SEEDS, check_options, to_grid
 from .several import load_several, results_paths
 from .ranking import class_table, model_comparison, sensitivity_ranking
+from .report_learning import learning_section
 from .tradeoffs import exchange_rate, noise_vs_reduction
 
 TABLE_ROWS = 30  # rows shown in the page; the CSV holds them all
@@ -212,6 +214,8 @@ def write_report(results_path, *, to: str | os.PathLike | None = None, n_boot: i
     labelled = len({source[0] for source in grid.sources}) > 1  # models read "<experiment>/<model>"
     for k, (path, _) in enumerate(folders):
         _misclassified(page, path, labelled=labelled, tag=f"_{k + 1}" if len(folders) > 1 else "")
+    for k, (path, _) in enumerate(folders):
+        learning_section(page, path, _try, tag=f"_{k + 1}" if len(folders) > 1 else "")
     index = out / "index.html"
     index.write_text(page.html(f"Class fragility report: {grid.experiment}"), encoding="utf-8")
     page.step(f"wrote {index}")

@@ -243,4 +243,41 @@ def write_synthetic_results(out: str | os.PathLike, spec: SyntheticSpec | None =
     return out
 
 
-__all__ = ["CIFAR10_CLASSES", "SyntheticSpec", "synthetic_results", "write_synthetic_results"]
+def write_synthetic_epochs(out: str | os.PathLike, *, first_class: str, epochs: int = 6, seed: int = 0) -> Path:
+    """Write ``out/epochs/<trial_id>.parquet`` (learning curves) for every trial in ``out/trials``.
+
+    Planted truth: the corrupted examples of ``first_class`` are memorised three times as fast as
+    those of the other classes (expected share 0.9 * epoch / epochs against 0.3 * epoch / epochs),
+    each count a binomial draw; a class has ``train_size // K`` examples, of which the trial's
+    realized_noise share is corrupted. The test columns are null (no test curve). Returns ``Path(out)``.
+    """
+    from sweep.contract import EPOCHS_SCHEMA
+
+    out = Path(out)
+    trials = pd.read_parquet(out / "trials")
+    first = trials["trial_id"].iloc[0]
+    classes = list(dict.fromkeys(pd.read_parquet(out / "confusion" / f"{first}.parquet")["true_class"]))
+    if first_class not in classes:
+        raise ValueError(f"first_class must be one of {classes}, got {first_class!r}")
+    rng = np.random.default_rng(seed)
+    K = len(classes)
+    rate = np.where(np.asarray(classes) == first_class, 0.9, 0.3)
+    (out / "epochs").mkdir(parents=True, exist_ok=True)
+    for row in trials.to_dict("records"):
+        examples = np.full(K, int(row["train_size"]) // K)
+        corrupted = np.round(examples * row["realized_noise"]).astype(np.int64)
+        table = {f.name: [] for f in EPOCHS_SCHEMA}
+        for epoch in range(1, epochs + 1):
+            memorised = rng.binomial(corrupted, np.clip(rate * epoch / epochs, 0, 1))
+            corrupted_true = rng.binomial(corrupted - memorised, 0.5)
+            values = {"epoch": [epoch] * K, "true_class": classes, "examples": examples, "corrupted": corrupted,
+                      "fitted": (examples - corrupted) * 9 // 10 + memorised, "memorised": memorised,
+                      "corrupted_true": corrupted_true, "loss_sum": examples * (2.0 - epoch / epochs),
+                      "test_examples": [None] * K, "test_correct": [None] * K}
+            for name in table:
+                table[name] += list(values[name]) if name in values else [row[name]] * K
+        pq.write_table(pa.Table.from_pydict(table, schema=EPOCHS_SCHEMA), out / "epochs" / f"{row['trial_id']}.parquet")
+    return out
+
+
+__all__ = ["CIFAR10_CLASSES", "SyntheticSpec", "synthetic_results", "write_synthetic_results", "write_synthetic_epochs"]

@@ -117,8 +117,13 @@ def _add_trial_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="also keep each test image's softmax: the summary lists the most confident mistakes; with "
                         "--json the object gains \"test_labels\" and \"probs\" (one list of K probabilities per "
                         "test image, in test-split and class order)")
+    p.add_argument("--eval-every", type=_nonneg_int, default=0, metavar="N",
+                   help="also score the test set after every N-th epoch (integer >= 0; 0 = only at the end): the "
+                        "per-epoch lines show it; the trial's id and result do not change")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout instead of the summary")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch progress on stderr")
+    p.add_argument("--quiet", action="store_true",
+                   help="no per-epoch progress on stderr (train loss, accuracy on the given labels, share of the "
+                        "corrupted labels memorised)")
     p.set_defaults(handler=_trial_command)
 
 
@@ -155,6 +160,7 @@ def _trial_command(args: argparse.Namespace) -> int:
         schedule=args.schedule, warmup=args.warmup, ema=args.ema,
         augment=None if args.augment is None else args.augment == "on",
         device=args.device, num_threads=args.threads, data_dir=args.data_dir, keep_probs=args.keep_probs,
+        eval_every=args.eval_every,
     )
     from sweep.engine.datasets import load_dataset
     from sweep.engine.fit import check_fits
@@ -165,8 +171,12 @@ def _trial_command(args: argparse.Namespace) -> int:
     # Bad sizes, pairs or matrices, and a model that cannot take the images, fail here, before any output.
     check_fits(config, dataset)
 
-    def on_epoch(epoch: int, epochs: int, loss: float, seconds: float) -> None:
-        print(f"  epoch {epoch}/{epochs}  train loss {loss:.4f}  {seconds:.1f} s", file=sys.stderr, flush=True)
+    def on_epoch(stats) -> None:
+        memorised = "" if stats.memorised_share != stats.memorised_share else f"  memorised {stats.memorised_share:.3f}"
+        test = "" if stats.test_accuracy is None else f"  test accuracy {stats.test_accuracy:.4f}"
+        print(f"  epoch {stats.epoch}/{stats.epochs}  train loss {stats.train_loss:.4f}  "
+              f"train accuracy {stats.train_accuracy:.3f}{memorised}{test}  {stats.seconds:.1f} s",
+              file=sys.stderr, flush=True)
 
     if not args.quiet and not args.json:
         print(f"training {config.model} on {config.dataset} (trial {config.trial_id}) ...", file=sys.stderr, flush=True)
@@ -256,6 +266,10 @@ def _add_sweep_parsers(subparsers: argparse._SubParsersAction) -> None:
                      help="also write each test image's softmax to OUT/probs/ (for the report's misclassified "
                           "images), whatever the spec's keep_probs says; it applies to the trials this run trains: "
                           "trials already done are not rerun for it; default: the spec's keep_probs")
+    run.add_argument("--eval-every", type=_nonneg_int, metavar="N", default=None,
+                     help="also score the test set after every N-th epoch of each trial this run trains (>= 0, "
+                          "0 = off): OUT/epochs/ gains test counts at those epochs and Tune gets test_accuracy; "
+                          "trial ids do not change and done trials are not rerun; default: the spec's eval_every")
     run.add_argument("--retries", type=_nonneg_int, metavar="N", default=None,
                      help="retries per failing trial (>= 0); default: the spec's `retries`")
     run.add_argument("--max-concurrent", type=_nonneg_int, metavar="N", default=None,
@@ -339,7 +353,8 @@ def resolve_spec(args: argparse.Namespace) -> ExperimentSpec:
                              "axes, then pass --yes to run it")
     return spec.with_overrides(dataset=getattr(args, "dataset", None), seeds=args.seeds,
                                max_concurrent=getattr(args, "max_concurrent", None),
-                               retries=getattr(args, "retries", None), keep_probs=getattr(args, "keep_probs", None))
+                               retries=getattr(args, "retries", None), keep_probs=getattr(args, "keep_probs", None),
+                               eval_every=getattr(args, "eval_every", None))
 
 
 def _run_command(args: argparse.Namespace) -> int:

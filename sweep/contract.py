@@ -1,7 +1,7 @@
 """The results contract: what a sweep writes and `analysis` reads, declared once.
 
-The Parquet schemas of ``OUT/confusion``, ``OUT/trials`` and ``OUT/probs`` (column names, types and
-order are public), the folder names, and the trial-id hash. This module imports pyarrow and
+The Parquet schemas of ``OUT/confusion``, ``OUT/trials``, ``OUT/probs`` and ``OUT/epochs`` (column
+names, types and order are public), the folder names, and the trial-id hash. This module imports pyarrow and
 nothing else heavy, so the writer (``sweep.distributed.store``), the engine's config
 (``TrialConfig.trial_id``) and the reader (``analysis``, which must not import torch or Ray) all
 derive from it. The README's column tables are tested against these schemas.
@@ -66,9 +66,27 @@ PROBS_SCHEMA = pa.schema(KEY_FIELDS + [
     pa.field("pred_class", pa.string()),
     pa.field("probs", pa.list_(pa.float32())),  # softmax over the classes, in class order
 ])
+# Learning curves (sweep.engine.curves): one row per (trial, epoch, true class), from the training
+# passes; the test columns are null at epochs where the test set was not scored (eval_every).
+EPOCHS_SCHEMA = pa.schema(KEY_FIELDS + [
+    pa.field("epoch", pa.int64()),  # 1-based
+    pa.field("true_class", pa.string()),  # the true class of the training examples counted
+    pa.field("examples", pa.int64()),  # training examples of true_class seen in the epoch
+    pa.field("fitted", pa.int64()),  # of those, predicted as their given (possibly noisy) label
+    pa.field("corrupted", pa.int64()),  # of those, given a label other than true_class
+    pa.field("memorised", pa.int64()),  # corrupted and predicted as that wrong label
+    pa.field("corrupted_true", pa.int64()),  # corrupted and predicted as true_class nevertheless
+    pa.field("loss_sum", pa.float64()),  # summed training loss of the examples (mean = loss_sum / examples)
+    pa.field("test_examples", pa.int64()),  # test images of true_class, null when not scored this epoch
+    pa.field("test_correct", pa.int64()),  # of those, classified correctly by the epoch's model; null likewise
+])
+# The per-class counts of an epoch, as the engine computes them (sweep.engine.curves), in schema order.
+EPOCH_COUNT_COLUMNS = ("examples", "fitted", "corrupted", "memorised", "corrupted_true")
 
 # OUT/<folder>/<trial_id>.parquet; trials/ is written last: a trial is done when its row exists.
-RESULT_SCHEMAS = {"confusion": CONFUSION_SCHEMA, "probs": PROBS_SCHEMA, "trials": TRIALS_SCHEMA}
+# probs/ and epochs/ are optional per trial (keep_probs; trials from before learning curves).
+RESULT_SCHEMAS = {"confusion": CONFUSION_SCHEMA, "probs": PROBS_SCHEMA, "epochs": EPOCHS_SCHEMA,
+                  "trials": TRIALS_SCHEMA}
 RESULT_DIRS = tuple(RESULT_SCHEMAS)
 FAILED_DIR = "failed"  # OUT/failed/<trial_id>.json: a trial's last error until it succeeds
 EXPERIMENT_FILE = "experiment.json"

@@ -1,4 +1,4 @@
-"""The README's recipe table states the recipes the code trains with."""
+"""The README's recipe table states the recipes the code trains with; its epochs/ table, the contract."""
 
 from pathlib import Path
 
@@ -28,3 +28,14 @@ def test_readme_recipe_table_matches_the_code(model):
     assert float(lr) == recipe.lr
     assert int(batch.replace(",", "")) == recipe.batch_size
     assert int(epochs) == recipe.epochs
+
+
+def test_readme_epochs_table_is_the_contract():
+    """The README's `epochs/` column table lists EPOCHS_SCHEMA's columns after the key columns, in order, typed."""
+    from sweep.contract import EPOCHS_SCHEMA, KEY_FIELDS
+
+    text = README.read_text()
+    table = text.split("**`epochs/`**", 1)[1].split("\n\n", 2)[1]
+    rows = [[c.strip().strip("`") for c in line.strip().strip("|").split("|")] for line in table.splitlines()[2:]]
+    expected = [(f.name, str(f.type).replace("double", "float64")) for f in EPOCHS_SCHEMA][len(KEY_FIELDS):]
+    assert [(name, kind) for name, kind, _ in rows] == expected

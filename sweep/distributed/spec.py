@@ -127,16 +127,18 @@ class ExperimentSpec:
     # ---- overrides and serialization --------------------------------------------------------
     def with_overrides(self, *, dataset: str | None = None, seeds: int | None = None,
                        max_concurrent: int | None = None, retries: int | None = None,
-                       keep_probs: bool | None = None) -> "ExperimentSpec":
-        """The CLI's --dataset / --seeds N (seeds 0..N-1) / --max-concurrent / --retries / --keep-probs
-        on top of a spec. keep_probs is not part of a trial's identity: it changes what is written, not
-        which trials exist."""
+                       keep_probs: bool | None = None, eval_every: int | None = None) -> "ExperimentSpec":
+        """The CLI's --dataset / --seeds N (seeds 0..N-1) / --max-concurrent / --retries / --keep-probs /
+        --eval-every on top of a spec. keep_probs and eval_every are not part of a trial's identity: they
+        change what is written, not which trials exist."""
         changes: dict[str, Any] = {}
         base = self.base
         if dataset is not None:
             base = base.replace(dataset=dataset)
         if keep_probs is not None:
             base = base.replace(keep_probs=keep_probs)
+        if eval_every is not None:
+            base = base.replace(eval_every=eval_every)
         if base is not self.base:
             changes["base"] = base
         if seeds is not None:

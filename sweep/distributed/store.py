@@ -5,14 +5,15 @@ Layout under OUT (a local path, an NFS mount, or any pyarrow filesystem URI such
     OUT/experiment.json               the experiment (spec), see sweep.distributed.experiment_record
     OUT/confusion/<trial_id>.parquet  one row per (trial, true class, predicted class), all K x K cells
     OUT/probs/<trial_id>.parquet      per-example softmax, when the spec keeps it
+    OUT/epochs/<trial_id>.parquet     learning curves: one row per (trial, epoch, true class)
     OUT/trials/<trial_id>.parquet     one row per finished trial: THE COMMIT MARKER
     OUT/failed/<trial_id>.json        a trial's last error, removed once the trial succeeds
     OUT/<folder>/part-<gen>-<model>-nf<x>.parquet  many committed trials, merged by ``sweep compact``
 
 A trial's worker writes its files in that order, each atomically (``.<name>.tmp-<uuid>`` then a
 rename; pyarrow skips names that start with "." or "_"), so a crash leaves no visible partial file.
-A trial is *done* exactly when its ``trials/`` file exists and opens: a confusion file without one
-is an interrupted trial, rerun and overwritten under the same name. File names derive from the
+A trial is *done* exactly when its ``trials/`` file exists and opens (trials written before learning
+curves have no ``epochs/`` file and stay done): a confusion file without one is an interrupted trial, rerun and overwritten under the same name. File names derive from the
 trial_id, so a retried or repeated trial replaces its files instead of duplicating rows. The
 schemas are declared in ``sweep.contract``. Compaction (``sweep.distributed.compact``) later merges
 committed trials into a few ``part-*`` files per folder; the readers here count a trial done when it
@@ -37,11 +38,13 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sweep.contract import (COMPACTED_NAME, COMPACTION_JOURNAL, CONFUSION_SCHEMA, FAILED_DIR, PROBS_SCHEMA,
-                            RESULT_DIRS, TRIALS_SCHEMA, results_folder_around)
+from sweep.contract import (COMPACTED_NAME, COMPACTION_JOURNAL, CONFUSION_SCHEMA, EPOCH_COUNT_COLUMNS,
+                            EPOCHS_SCHEMA, FAILED_DIR, PROBS_SCHEMA, RESULT_DIRS, TRIALS_SCHEMA,
+                            results_folder_around)
 from sweep.distributed import fault_hooks
 
-DIRS = RESULT_DIRS  # confusion, probs, trials
+DIRS = RESULT_DIRS  # confusion, probs, epochs, trials
+PARTS = tuple(d for d in DIRS if d != "trials")  # a trial's files before its commit marker
 
 # ---- where OUT lives --------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -212,6 +215,30 @@ def probs_table(result: Any, experiment: str) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=PROBS_SCHEMA)
 
 
+def epochs_table(result: Any, experiment: str) -> pa.Table:
+    """The trial's learning curves: one row per (epoch, true class), epochs then classes in order."""
+    curves = getattr(result, "curves", ())
+    k = len(result.classes)
+    for stats in curves:
+        if stats.counts.shape[0] != k:
+            raise ValueError(f"learning-curve counts must have {k} rows (one per class), got {stats.counts.shape[0]}")
+    rows = len(curves) * k
+    cols: dict[str, Any] = _key_columns(result, experiment, rows)
+    cols["epoch"] = np.repeat([s.epoch for s in curves], k).astype(np.int64)
+    cols["true_class"] = list(result.classes) * len(curves)
+    counts = np.concatenate([s.counts for s in curves]).astype(np.int64) if curves else np.zeros((0, len(EPOCH_COUNT_COLUMNS)), np.int64)
+    for i, name in enumerate(EPOCH_COUNT_COLUMNS):
+        cols[name] = counts[:, i]
+    cols["loss_sum"] = np.concatenate([s.loss_sum for s in curves]).astype(np.float64) if curves else []
+    for name in ("test_examples", "test_correct"):  # null where the epoch's test set was not scored
+        values: list[int | None] = []
+        for stats in curves:
+            per_class = getattr(stats, name)
+            values += [None] * k if per_class is None else [int(v) for v in per_class]
+        cols[name] = values
+    return pa.Table.from_pydict(cols, schema=EPOCHS_SCHEMA)
+
+
 def trials_with_probs(out: Output) -> frozenset[str]:
     """Trial ids with per-example probabilities in ``OUT/probs/`` (kept when their run asked for them)."""
     return frozenset(_visible_ids(out, "probs")).union(*_compacted_ids(out, "probs"))
@@ -219,7 +246,7 @@ def trials_with_probs(out: Output) -> frozenset[str]:
 
 def write_trial(out: Output, result: Any, experiment: str, *, started_at: datetime,
                 placement: dict[str, Any] | None = None, attempt: int = 1) -> None:
-    """Write one finished trial: confusion, then probs, then the trials row (the commit marker).
+    """Write one finished trial: confusion, probs, epochs, then the trials row (the commit marker).
 
     Called by the trial's own worker. Idempotent: a rerun of the same trial replaces its files.
     """
@@ -227,7 +254,8 @@ def write_trial(out: Output, result: Any, experiment: str, *, started_at: dateti
     written = []
     try:
         for name, table in (("confusion", confusion_table(result, experiment)),
-                            ("probs", probs_table(result, experiment) if result.probs is not None else None)):
+                            ("probs", probs_table(result, experiment) if result.probs is not None else None),
+                            ("epochs", epochs_table(result, experiment) if getattr(result, "curves", ()) else None)):
             if table is not None:
                 write_bytes_atomic(out, f"{name}/{trial_id}.parquet", _parquet_bytes(table))
                 written.append(name)
@@ -251,12 +279,12 @@ def _delete_quietly(out: Output, path: str) -> bool:
 
 
 def remove_uncommitted(out: Output) -> int:
-    """Delete confusion/probs files of trials without a ``trials/`` row: left by a trial that was
+    """Delete confusion/probs/epochs files of trials without a ``trials/`` row: left by a trial that was
     interrupted (killed driver or node) between its writes. The trial runs again and rewrites
     them; until then they would show in ``pd.read_parquet("OUT/confusion")``. Call only while no
     trial of OUT runs (holding OUT's lock). Returns how many files were removed."""
     committed = set(_visible_ids(out, "trials")).union(*_compacted_ids(out, "trials"))
-    return sum(_delete_quietly(out, path) for directory in DIRS if directory != "trials"
+    return sum(_delete_quietly(out, path) for directory in PARTS
                for tid, path in _visible_ids(out, directory).items() if tid not in committed)
 
 

@@ -50,8 +50,16 @@ def _placement() -> dict[str, Any]:
             "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
 
 
+def epoch_metrics(stats: Any) -> dict[str, float | int]:
+    """What Tune (and any logger callback) gets after each epoch: flat names, no NaN (the memorised
+    share is left out of a trial without corrupted labels), never ``sweep_trial_id``, which marks
+    the one report after the trial's files are written (the progress line counts it)."""
+    return {k: v for k, v in stats.metrics().items() if not (isinstance(v, float) and v != v)}
+
+
 def sweep_trainable(tune_config: dict[str, Any]) -> None:
-    """One Tune trial: build the TrialConfig, run the pure core, write the files, report once."""
+    """One Tune trial: build the TrialConfig, run the pure core (reporting each epoch's learning-curve
+    numbers to Tune), write the files, then report the final, written result once."""
     from ray import tune
 
     from sweep.distributed.store import open_output
@@ -68,7 +76,7 @@ def sweep_trainable(tune_config: dict[str, Any]) -> None:
     try:
         fault_hooks.before_trial(hooks, config.trial_id, config.key, attempt, record_exit=lambda: write_failed(
             out, config.trial_id, key={}, error="SWEEP_FAIL_HOW=exit", attempt=attempt))
-        result = run_trial(config)
+        result = run_trial(config, on_epoch=lambda stats: tune.report(epoch_metrics(stats)))
         with fault_hooks.failing_writes(hooks, attempt):
             write_trial(out, result, tune_config["experiment"], started_at=started_at,
                         placement=_placement(), attempt=attempt)
@@ -77,7 +85,8 @@ def sweep_trainable(tune_config: dict[str, Any]) -> None:
         record_failure(out, config.trial_id, key=_point(tune_config), error=f"{type(exc).__name__}: {exc}",
                        attempt=attempt)
         raise
-    tune.report({"sweep_trial_id": config.trial_id, "accuracy": result.accuracy,
+    last = epoch_metrics(result.curves[-1]) if result.curves else {}
+    tune.report({**last, "sweep_trial_id": config.trial_id, "accuracy": result.accuracy,
                  "trial_seconds": result.seconds})
 
 

@@ -81,6 +81,9 @@ class TrialConfig:
     device: str = field(default="auto", metadata=_meta(spec="resources"))  # one of DEVICES; auto = CUDA if present
     num_threads: int | None = field(default=None, metadata=_meta())  # torch CPU threads, >= 1; None = torch's
     keep_probs: bool = field(default=False, metadata=_meta(spec="top"))  # also return the test set's softmax
+    # Test-set learning curve: evaluate every N epochs, integer >= 0; 0 = off. Not identity: it
+    # draws no random number and changes no weight, so the result is the same with it or without.
+    eval_every: int = field(default=0, metadata=_meta(spec="top"))
     data_dir: str | None = field(default=None, metadata=_meta(spec="top"))  # where torchvision datasets live
 
     def __post_init__(self) -> None:
@@ -192,6 +195,9 @@ def _validate(c: TrialConfig) -> None:
         raise ValueError(f"num_threads must be an integer >= 1, got {short_repr(c.num_threads)}")
     if not isinstance(c.keep_probs, bool):
         raise TypeError(f"keep_probs must be true or false, got {short_repr(c.keep_probs)}")
+    if not is_int(c.eval_every) or not 0 <= c.eval_every <= MAX_EPOCHS:
+        raise ValueError(f"eval_every must be an integer in [0, {MAX_EPOCHS:,}] (epochs; 0 = off), "
+                         f"got {short_repr(c.eval_every)}")
     if c.data_dir is not None and not isinstance(c.data_dir, str):
         raise TypeError(f"data_dir must be a string, got {short_repr(c.data_dir)}")
     if c.data_dir is not None and not c.data_dir.strip():  # as --out "": a mistake, not the default

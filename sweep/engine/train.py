@@ -7,7 +7,8 @@ epoch (order, crop offsets, flips) come from the trial's ``batches`` stream in o
 of the epoch, so the loop never waits on the host for randomness. Mixed precision (bf16 autocast)
 is used on CUDA only; on CPU the loop stays in float32 and the thread count is the trial's.
 Channels-last layout, fused optimizers and a small CPU evaluation batch (large ones spill the L2
-cache) were each chosen by measurement: BENCHMARKS.md, "CPU levers".
+cache) were each chosen by measurement: BENCHMARKS.md, "CPU levers". Each step's logits also feed the
+epoch's learning-curve counts (``sweep.engine.curves``) on the device, read once per epoch.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ import math
 import time
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sweep.engine.curves import CurveCounter, EpochStats, due_for_test
 from sweep.engine.recipes import Recipe
 
-EpochCallback = Callable[[int, int, float, float], None]  # (epoch, epochs, mean loss, seconds so far)
+EpochCallback = Callable[[EpochStats], None]  # called after each epoch with its learning-curve record
+# The model to score -> (test images per class, of those correct), both int64 (K,).
+TestEvaluator = Callable[[nn.Module], tuple[np.ndarray, np.ndarray]]
 
 
 def crop_padding(height: int) -> int:
@@ -106,12 +111,22 @@ def train_model(
     std: torch.Tensor,
     augment: bool,
     generator: torch.Generator,
+    curves: CurveCounter | None = None,
     on_epoch: EpochCallback | None = None,
+    evaluate: TestEvaluator | None = None,
+    eval_every: int = 0,
 ) -> float:
     """Train ``model`` in place on uint8 images (N, C, H, W) already on the model's device.
 
+    With ``curves``, each step's logits also feed the epoch's learning-curve counts
+    (``sweep.engine.curves``) and ``on_epoch`` gets the epoch's :class:`EpochStats`; with
+    ``evaluate`` and ``eval_every`` N > 0, the model that would be evaluated now (the weight
+    average when the recipe keeps one) is scored on the test set after every N-th epoch, which
+    draws no random numbers and changes no weight or BatchNorm statistic.
     Returns the training loss of the last epoch (mean over its batches).
     """
+    if (on_epoch is not None or evaluate is not None) and curves is None:
+        raise ValueError("on_epoch and evaluate need curves (a CurveCounter over the training labels)")
     device = images_u8.device
     cuda = device.type == "cuda"
     n, _, height, _ = images_u8.shape
@@ -145,17 +160,28 @@ def train_model(
                 group["lr"] = recipe.lr * lr_factor(recipe, step, total_steps)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
                 logits = model(x)
-            loss = F.cross_entropy(logits.float(), labels[idx], label_smoothing=recipe.label_smoothing)
+            y = labels[idx]
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if average is not None:
                 average.update_parameters(model)
             loss_sum += loss.detach()
+            if curves is not None:
+                curves.update(idx, logits, y)  # learning curves from this pass's logits: no extra pass
             step += 1
         last_loss = float(loss_sum) / max(1, steps_per_epoch)  # one host sync per epoch
-        if on_epoch is not None:
-            on_epoch(epoch + 1, recipe.epochs, last_loss, time.perf_counter() - started)
+        if curves is not None:
+            test = None
+            if evaluate is not None and due_for_test(epoch + 1, eval_every):
+                scored = average.module if average is not None else model
+                test = evaluate(scored)
+                scored.train()  # back to training mode (BatchNorm batch statistics) for the next epoch
+                model.train()
+            stats = curves.finish(epoch + 1, recipe.epochs, time.perf_counter() - started, test)
+            if on_epoch is not None:
+                on_epoch(stats)
     if average is not None:  # what gets evaluated is the average
         model.load_state_dict(average.module.state_dict())
     return last_loss

@@ -5,7 +5,8 @@ calls :func:`run_trial` and writes the result, so a trial runs the same in a not
 box without Ray, or in a benchmark.
 
 Order of work: load (memoized per process) -> nested subset -> label noise on the subset ->
-model init -> train -> predict the untouched test set -> confusion matrix.
+model init -> train (per-epoch learning curves from the training passes, ``sweep.engine.curves``)
+-> predict the untouched test set -> confusion matrix.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from sweep.engine.config import TrialConfig
+from sweep.engine.curves import CurveCounter, EpochStats
 from sweep.engine.datasets import ImageDataset, load_dataset
 from sweep.engine.fit import check_fits
 from sweep.engine.malloc_tuning import retain_freed_memory
@@ -54,6 +56,7 @@ class TrialResult:
     versions: dict[str, str]
     test_labels: np.ndarray  # int64 (test_size,)
     probs: np.ndarray | None = None  # float32 (test_size, K) softmax, when config.keep_probs
+    curves: tuple[EpochStats, ...] = ()  # one record per epoch, in order (sweep.engine.curves)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able summary: the CLI's --json output.
@@ -78,6 +81,10 @@ class TrialResult:
             "final_train_loss": _number_or_null(self.final_train_loss),
             "device": self.device,
             "versions": self.versions,
+            "curves": [{**{k: _number_or_null(v) if isinstance(v, float) else v for k, v in s.metrics().items()},
+                        "memorised": dict(zip(self.classes, s.column("memorised").tolist())),
+                        "corrupted": dict(zip(self.classes, s.column("corrupted").tolist()))}
+                       for s in self.curves],
         }
 
 
@@ -175,6 +182,10 @@ def run_trial(
 ) -> TrialResult:
     """Run one trial. ``dataset`` defaults to ``load_dataset(config.dataset)`` (memoized per process).
 
+    ``on_epoch`` receives each epoch's :class:`~sweep.engine.curves.EpochStats` as it ends (the same
+    records the result's ``curves`` holds); with ``config.eval_every`` N > 0 every N-th of them also
+    carries the test set's per-class counts.
+
     Process-wide side effects: ``torch.set_num_threads(config.num_threads)`` when that is set, and on
     the CPU :func:`sweep.engine.malloc_tuning.retain_freed_memory` (freed tensor memory stays in the process).
     """
@@ -204,16 +215,33 @@ def run_trial(
     train_x = train_all.index_select(0, torch.from_numpy(subset).to(device))
     train_y = torch.from_numpy(noisy.labels).to(device)
     mean, std = normalize_stats(train_x)
+    tta = recipe.tta and augment
+    true_y = torch.from_numpy(np.asarray(dataset.train_labels[subset], dtype=np.int64))
+    curves = CurveCounter(true_y, train_y, num_classes, label_smoothing=recipe.label_smoothing)
+    records: list[EpochStats] = []
+
+    def record(stats: EpochStats) -> None:
+        records.append(stats)
+        if on_epoch is not None:
+            on_epoch(stats)
+
+    def evaluate(scored: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+        # The same evaluation as the final one (TTA included), so the last point matches it.
+        pred = predict_probs(scored, test_x, mean=mean, std=std, tta=tta).argmax(dim=1).cpu().numpy()
+        confusion = confusion_matrix(dataset.test_labels, pred, num_classes)
+        return confusion.sum(axis=1), np.diag(confusion).copy()
+
     train_started = time.perf_counter()
     final_loss = train_model(
         model, train_x, train_y, recipe=recipe, mean=mean, std=std, augment=augment,
-        generator=torch_generator(config.seed, "batches"), on_epoch=on_epoch,
+        generator=torch_generator(config.seed, "batches"), curves=curves, on_epoch=record,
+        evaluate=evaluate if config.eval_every else None, eval_every=config.eval_every,
     )
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     train_seconds = time.perf_counter() - train_started
 
-    probs = predict_probs(model, test_x, mean=mean, std=std, tta=recipe.tta and augment).cpu().numpy()
+    probs = predict_probs(model, test_x, mean=mean, std=std, tta=tta).cpu().numpy()
     pred = probs.argmax(axis=1)
     confusion = confusion_matrix(dataset.test_labels, pred, num_classes)
     per_class_total = confusion.sum(axis=1)
@@ -242,4 +270,5 @@ def run_trial(
         versions=library_versions(),
         test_labels=np.asarray(dataset.test_labels, dtype=np.int64),
         probs=probs.astype(np.float32) if config.keep_probs else None,
+        curves=tuple(records),
     )

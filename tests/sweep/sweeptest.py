@@ -40,6 +40,7 @@ def make_result(config: TrialConfig | None = None, *, k: int = 3, keep_probs: bo
     confusion[0, 1] = 0  # a zero cell, which must still be written
     labels = np.repeat(np.arange(k), confusion.sum(axis=1))
     probs = rng.dirichlet(np.ones(k), size=len(labels)).astype(np.float32) if keep_probs else None
+    curves = tuple(_epoch_stats(rng, k, epoch, tested=epoch == 2) for epoch in (1, 2))
     return TrialResult(
         config=config, classes=tuple(f"class{i}" for i in range(k)), confusion=confusion,
         accuracy=float(np.trace(confusion) / confusion.sum()),
@@ -47,5 +48,19 @@ def make_result(config: TrialConfig | None = None, *, k: int = 3, keep_probs: bo
         train_size=100, train_fraction=0.5, test_size=int(confusion.sum()), epochs=1, train_seconds=0.5,
         seconds=0.7, final_train_loss=1.0, device="cpu (1 threads)",
         versions={"torch": "x", "torchvision": "y", "numpy": "z", "python": "3", "sweep": "0.1.0"},
-        test_labels=labels, probs=probs,
+        test_labels=labels, probs=probs, curves=curves,
     )
+
+
+def _epoch_stats(rng: np.random.Generator, k: int, epoch: int, *, tested: bool):
+    """Made-up but consistent per-class counts of one epoch (fitted, corrupted <= examples, ...)."""
+    from sweep.engine.curves import EpochStats
+
+    examples = rng.integers(20, 40, size=k)
+    corrupted = rng.integers(0, 10, size=k)
+    memorised = rng.integers(0, corrupted + 1)
+    counts = np.column_stack([examples, examples - corrupted + memorised, corrupted, memorised,
+                              corrupted - memorised]).astype(np.int64)
+    test = rng.integers(5, 10, size=k) if tested else None
+    return EpochStats(epoch=epoch, epochs=2, seconds=0.1 * epoch, counts=counts, loss_sum=examples * 0.5,
+                      test_examples=test, test_correct=None if test is None else test - 1)

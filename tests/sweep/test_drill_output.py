@@ -56,7 +56,7 @@ def test_a_write_that_fails_half_way_leaves_no_file_and_no_temp(tmp_path):
     assert (tmp_path / "out" / "trials" / "abc.parquet").read_bytes() == b"x" * 1000
 
 
-@pytest.mark.parametrize("failing", ["confusion/*", "probs/*", "trials/*"])
+@pytest.mark.parametrize("failing", ["confusion/*", "probs/*", "epochs/*", "trials/*"])
 def test_a_trial_whose_commit_fails_leaves_nothing_visible(tmp_path, failing):
     out = open_output(str(tmp_path / "out"))
     result = make_result(keep_probs=True)
@@ -75,8 +75,9 @@ def test_files_of_an_uncommitted_trial_are_removed_before_a_run(tmp_path):
     write_trial(out, done, "exp", started_at=NOW)
     write_trial(out, interrupted, "exp", started_at=NOW)
     (tmp_path / "out" / "trials" / f"{interrupted.config.trial_id}.parquet").unlink()  # died before its commit
-    assert remove_uncommitted(out) == 1
+    assert remove_uncommitted(out) == 2  # its confusion and epochs files
     assert set(pd.read_parquet(tmp_path / "out" / "confusion").trial_id) == {done.config.trial_id}
+    assert set(pd.read_parquet(tmp_path / "out" / "epochs").trial_id) == {done.config.trial_id}
     assert scan_done(out).done == {done.config.trial_id}
 
 

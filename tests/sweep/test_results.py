@@ -17,7 +17,7 @@ import pytest
 from sweeptest import make_result
 
 from sweep.distributed.store import (
-    CONFUSION_SCHEMA, PROBS_SCHEMA, TRIALS_SCHEMA, open_output, quarantine, read_failed,
+    CONFUSION_SCHEMA, EPOCHS_SCHEMA, PROBS_SCHEMA, TRIALS_SCHEMA, open_output, quarantine, read_failed,
     remove_stale_temp_files, remove_uncommitted, scan_done, write_failed, write_trial,
 )
 from sweep.distributed.experiment_record import check_experiment, record_experiment, stored_spec
@@ -35,6 +35,9 @@ def test_schemas_start_with_the_contract_columns_in_order():
         "accuracy", "test_size", "epochs", "train_seconds", "seconds", "device", "torch_version",
         "torchvision_version", "numpy_version", "python_version", "sweep_version", "finished_at"]
     assert PROBS_SCHEMA.names[-4:] == ["example", "true_class", "pred_class", "probs"]
+    assert EPOCHS_SCHEMA.names == CONTRACT_KEYS + [
+        "epoch", "true_class", "examples", "fitted", "corrupted", "memorised", "corrupted_true", "loss_sum",
+        "test_examples", "test_correct"]
 
 
 def test_written_trial_reads_back_exactly(tmp_path):
@@ -58,6 +61,33 @@ def test_written_trial_reads_back_exactly(tmp_path):
     probs = pd.read_parquet(tmp_path / "out" / "probs")
     assert len(probs) == result.test_size
     np.testing.assert_allclose(np.stack(probs.probs.to_numpy()), result.probs)
+    assert pq.read_schema(tmp_path / "out" / "epochs" / f"{tid}.parquet").remove_metadata() == EPOCHS_SCHEMA
+    epochs = pd.read_parquet(tmp_path / "out" / "epochs")
+    assert len(epochs) == 2 * 3 and epochs.epoch.tolist() == [1, 1, 1, 2, 2, 2]  # epochs x classes, in order
+    assert epochs.true_class.tolist() == ["class0", "class1", "class2"] * 2
+    for stats, rows in zip(result.curves, (epochs[epochs.epoch == 1], epochs[epochs.epoch == 2])):
+        np.testing.assert_array_equal(rows[["examples", "fitted", "corrupted", "memorised", "corrupted_true"]],
+                                      stats.counts)
+        np.testing.assert_allclose(rows.loss_sum, stats.loss_sum)
+    assert epochs.test_examples[epochs.epoch == 1].isna().all()  # not scored at epoch 1: null, not 0
+    assert epochs.test_correct[epochs.epoch == 2].tolist() == (result.curves[1].test_examples - 1).tolist()
+
+
+def test_a_trial_without_learning_curves_is_done_and_a_broken_curve_file_is_not(tmp_path):
+    """Trials written before learning curves have no epochs/ file and stay done; a damaged one is rerun."""
+    out = open_output(str(tmp_path))
+    old, new = make_result(), make_result(seed=1, config=make_result().config.replace(seed=1))
+    write_trial(out, type(old)(**{**old.__dict__, "curves": ()}), "exp", started_at=NOW)
+    write_trial(out, new, "exp", started_at=NOW)
+    assert not (tmp_path / "epochs" / f"{old.config.trial_id}.parquet").exists()
+    assert scan_done(out).done == {old.config.trial_id, new.config.trial_id}
+    path = tmp_path / "epochs" / f"{new.config.trial_id}.parquet"
+    path.write_bytes(path.read_bytes()[:60])
+    scan = scan_done(out)
+    assert scan.done == {old.config.trial_id} and scan.corrupt == (str(path),)
+    moved = quarantine(out, scan.corrupt)
+    assert len(moved) == 3  # its epochs, confusion and trials files
+    assert scan_done(out).done == {old.config.trial_id}
 
 
 def test_rewriting_a_trial_replaces_it_never_duplicates(tmp_path):
@@ -101,8 +131,8 @@ def test_a_crash_before_the_trials_row_leaves_the_trial_not_done(tmp_path):
     write_trial(out, result, "exp", started_at=NOW)
     (tmp_path / "trials" / f"{result.config.trial_id}.parquet").unlink()  # killed between the two writes
     assert scan_done(out).done == frozenset()
-    assert remove_uncommitted(out) == 1  # what the next run does first, under OUT's lock
-    assert list((tmp_path / "confusion").iterdir()) == []
+    assert remove_uncommitted(out) == 2  # what the next run does first, under OUT's lock
+    assert list((tmp_path / "confusion").iterdir()) == [] and list((tmp_path / "epochs").iterdir()) == []
 
 
 def test_truncated_files_are_reported_by_name_and_quarantined(tmp_path):
@@ -116,7 +146,7 @@ def test_truncated_files_are_reported_by_name_and_quarantined(tmp_path):
     assert scan.done == {good.config.trial_id}
     assert scan.corrupt == (str(path),)
     moved = quarantine(out, scan.corrupt)
-    assert len(moved) == 2 and all("/_corrupt/" in m for m in moved)  # its confusion file goes too
+    assert len(moved) == 3 and all("/_corrupt/" in m for m in moved)  # its confusion and epochs files go too
     assert len(pd.read_parquet(tmp_path / "trials")) == 1 and len(pd.read_parquet(tmp_path / "confusion")) == 9
     assert scan_done(out).corrupt == ()
 

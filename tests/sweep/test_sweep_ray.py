@@ -1,6 +1,6 @@
 """The smoke sweep: the real `sweep run` path end to end on digits, in this process's Ray session.
 
-Covers: the full correct table, rerun adds nothing, --seeds extends with only the new trials, an
+Covers: the full correct table (learning curves included), per-epoch reports to Tune, rerun adds nothing, --seeds extends with only the new trials, an
 always-failing trial (drill 4), a worker process that dies mid-trial and is retried (drill 3).
 """
 
@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from sweeptest import sweep_main
 
-from sweep.distributed.store import CONFUSION_SCHEMA, TRIALS_SCHEMA
+from sweep.distributed.store import CONFUSION_SCHEMA, EPOCHS_SCHEMA, TRIALS_SCHEMA
 from sweep.distributed.spec import load_spec
 
 pytestmark = pytest.mark.ray
@@ -43,12 +43,60 @@ def test_smoke_sweep_writes_the_full_correct_table(smoke_run):
     assert trials.realized_noise[trials.noise_fraction == 0.5].between(0.35, 0.5).all()  # shuffle keeps ~1/K
     assert (trials.attempt == 1).all() and trials.device.str.startswith("cpu").all()
     assert trials.worker_pid.nunique() <= 2  # actors reused: one process per slot decodes digits once
-    for name, schema in (("confusion", CONFUSION_SCHEMA), ("trials", TRIALS_SCHEMA)):
+    for name, schema in (("confusion", CONFUSION_SCHEMA), ("trials", TRIALS_SCHEMA), ("epochs", EPOCHS_SCHEMA)):
         some = next((out / name).glob("*.parquet"))
         assert pq.read_schema(some).remove_metadata() == schema
     record = json.loads((out / "experiment.json").read_text())
     assert record["identity"]["name"] == "smoke" and record["spec"]["seeds"] == [0, 1]
     assert not (out / ".lock").exists() and not (out / "failed").exists()
+
+    # Learning curves: one row per trial x epoch (1 here) x class, counted over the training subset.
+    epochs = pd.read_parquet(out / "epochs")
+    assert len(epochs) == 8 * 1 * 10 and set(epochs.trial_id) == expected_ids
+    per_trial = epochs.groupby("trial_id")[["examples", "corrupted", "memorised", "corrupted_true"]].sum()
+    facts = trials.set_index("trial_id").reindex(per_trial.index)
+    # Every training example is seen once an epoch (no trailing batch of one at these sizes).
+    assert (per_trial.examples == facts.train_size).all()
+    # corrupted = labels that differ from the truth: exactly the realized noise.
+    np.testing.assert_allclose(per_trial.corrupted / per_trial.examples, facts.realized_noise)
+    assert (per_trial.memorised + per_trial.corrupted_true <= per_trial.corrupted).all()
+    assert epochs.test_examples.isna().all()  # eval_every is off by default
+
+
+def test_trials_report_each_epoch_to_tune_and_a_test_curve_does_not_change_them(ray_session, write_spec,
+                                                                              smoke_spec_text, tmp_path, monkeypatch):
+    """Each epoch reaches Tune (what logger callbacks see); the final report is the written trial's, so
+    the progress line counts trials, not epochs; --eval-every adds test counts, never new trial ids."""
+    from sweep.distributed.progress import SweepProgress
+
+    reports: dict[str, list[dict]] = {}  # Tune trial id -> what the driver received, in order
+    counted = SweepProgress.on_trial_result
+
+    def spy(self, iteration, trials, trial, result, **info):
+        reports.setdefault(trial.trial_id, []).append(dict(result))
+        return counted(self, iteration, trials, trial, result, **info)
+
+    monkeypatch.setattr(SweepProgress, "on_trial_result", spy)
+    spec = write_spec(smoke_spec_text.replace("epochs = 1", "epochs = 2").replace("train_sizes = [300, 0.5]",
+                                                                                 "train_sizes = [300]"))
+    assert sweep_main(["run", spec, "--out", tmp_path / "out", "--seeds", "1", "--eval-every", "2"]) == 0
+    assert len(reports) == 2
+    for trial in reports.values():
+        assert [r["epoch"] for r in trial] == [1, 2, 2]  # epoch 1, epoch 2, then the final report after the write
+        assert ["sweep_trial_id" in r for r in trial] == [False, False, True]
+        assert ["test_accuracy" in r for r in trial] == [False, True, True]
+        assert trial[1]["test_accuracy"] == pytest.approx(trial[-1]["accuracy"])  # last epoch's model = final
+        assert {"train_loss", "train_accuracy", "epoch_seconds"} <= set(trial[0])
+    shares = [r["memorised_share"] for trial in reports.values() for r in trial if "memorised_share" in r]
+    assert len(shares) == 3 and all(0 <= v <= 1 for v in shares)  # the noisy trial only: no NaN reported
+    ids = {t.trial_id for t in load_spec(spec).with_overrides(seeds=1).trials()}
+    trials = pd.read_parquet(tmp_path / "out" / "trials")
+    assert set(trials.trial_id) == ids  # the same ids as without --eval-every
+    epochs = pd.read_parquet(tmp_path / "out" / "epochs")
+    assert epochs.test_examples[epochs.epoch == 1].isna().all() and epochs.test_examples[epochs.epoch == 2].notna().all()
+    scored = epochs[epochs.epoch == 2].groupby("trial_id")[["test_correct", "test_examples"]].sum()
+    np.testing.assert_allclose(scored.test_correct / scored.test_examples,
+                               trials.set_index("trial_id").accuracy.reindex(scored.index))
 
 
 def test_rerun_adds_nothing(smoke_run, capfd):
@@ -75,7 +123,7 @@ def test_more_seeds_runs_only_the_new_ones_and_a_corrupt_trial_again(smoke_run, 
     trials = pd.read_parquet(out / "trials")
     assert sorted(trials.seed.value_counts().to_dict().items()) == [(0, 4), (1, 4), (2, 4)]
     assert len(pd.read_parquet(out / "confusion")) == 12 * 100
-    assert sorted(p.name for p in (out / "_corrupt").rglob("*.parquet")) == [corrupt.name, corrupt.name]
+    assert sorted(p.name for p in (out / "_corrupt").rglob("*.parquet")) == [corrupt.name] * 3  # + epochs
 
 
 def test_always_failing_trial_is_reported_and_only_it_is_retried_later(smoke_run, tmp_path, capfd, monkeypatch):
