@@ -164,7 +164,7 @@ def test_report_over_two_folders(folders, tmp_path, capsys):
     assert (out / "confusion_study-a_cnn_baseline.png").exists() and (out / "ranking_noise_study-b_mlp.png").exists()
     rows = json.loads((out / "findings.json").read_text())
     assert any(r["kind"] == "models" and r["subject"] == "noise: study-a/cnn vs study-b/mlp" for r in rows)
-    assert page.count("Results folder ") == 2  # the misclassified-images part, per folder
+    assert page.count("Results folder ") == 4  # the misclassified-images and learning-curve parts, per folder
     assert capsys.readouterr().out.splitlines()[-1] == f"report: open {out / 'index.html'}"
 
 

@@ -56,7 +56,8 @@ def test_compacted_folder_reads_whole_with_contract_types_and_filters_skip_other
     probs = pd.read_parquet(tmp_path / "probs")
     result = compaction.compact(out)
     assert (result.trials, result.units, result.generation) == (8, 4, 1)
-    assert result.files_removed == 8 + 8 + 4  # trials, confusion, and the 4 probs files
+    assert result.files_removed == 8 + 8 + 8 + 4  # trials, confusion, epochs, and the 4 probs files
+    assert all(name.startswith("part-") for name in os.listdir(tmp_path / "epochs"))  # compacted like the rest
     assert sorted(os.listdir(tmp_path / "confusion")) == [
         "part-00001-blog_cnn-nf0.000000.parquet", "part-00001-blog_cnn-nf0.250000.parquet",
         "part-00001-fast_cnn-nf0.000000.parquet", "part-00001-fast_cnn-nf0.250000.parquet"]
@@ -103,7 +104,7 @@ def test_the_readers_of_out_count_compacted_trials_as_done(tmp_path):
     write_trial(out, make_result(config, seed=7), "exp", started_at=NOW)
     (tmp_path / "trials" / f"{config.trial_id}.parquet").unlink()
     (tmp_path / "confusion" / "notes.txt").write_text("not a result")
-    assert remove_uncommitted(out) == 1
+    assert remove_uncommitted(out) == 2  # its confusion and epochs files
     assert scan_done(out).stray == (str(tmp_path / "confusion" / "notes.txt"),)
     (tmp_path / "confusion" / "notes.txt").unlink()
 
@@ -115,7 +116,7 @@ def test_the_readers_of_out_count_compacted_trials_as_done(tmp_path):
     lost = set(pd.read_parquet(tmp_path / "trials" / unit).trial_id)
     assert scan.done == frozenset(ids) - lost and len(lost) == 2
     moved = quarantine(out, scan.corrupt)
-    assert sorted(p.rsplit("/", 2)[-2] for p in moved) == ["confusion", "probs", "trials"]
+    assert sorted(p.rsplit("/", 2)[-2] for p in moved) == ["confusion", "epochs", "probs", "trials"]
     assert scan_done(out).corrupt == () and len(pd.read_parquet(tmp_path / "confusion")) == 6 * K * K
 
 
@@ -191,7 +192,7 @@ def test_sweep_compact_command_reports_what_it_did(tmp_path, capfd):
     write_grid(tmp_path / "out")
     assert sweep_main(["compact", tmp_path / "out"]) == 0
     captured = capfd.readouterr()
-    assert "compacted 8 trials into 4 file(s) per result folder (generation 1), removed 20 per-trial files" in captured.out
+    assert "compacted 8 trials into 4 file(s) per result folder (generation 1), removed 28 per-trial files" in captured.out
     assert "unit 4/4: fast_cnn noise 0.25, 2 trials" in captured.err
     assert sweep_main(["compact", tmp_path / "out", "--quiet"]) == 0
     captured = capfd.readouterr()

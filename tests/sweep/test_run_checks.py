@@ -201,7 +201,7 @@ def test_cpus_capped_to_the_machine_reach_the_trials_threads(ray_session, tmp_pa
 
     handed = []
 
-    def fake_run_tune(spec, out, todo, *, skipped, verbose=False, progress=True):
+    def fake_run_tune(spec, out, todo, *, skipped, verbose=False, progress=True, trackers=()):
         handed.append(tune_layer.param_space(spec, todo, out=out)["base"]["num_threads"])  # what trials get
         return tune_layer.SweepOutcome(total=spec.num_trials, skipped=skipped, ran=len(todo),
                                         succeeded=len(todo))
