@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from sweeptest import REPO
 
-from sweep.distributed.store import open_output, read_failed, scan_done
+from sweep.distributed.scan import scan_done
+from sweep.distributed.store import open_output, read_failed
 from sweep.distributed.experiment_record import check_experiment, stored_spec
 from sweep.distributed.spec import load_preset, load_spec
 from sweep.distributed.ray_connect import DASHBOARD_HOST, ray_init_kwargs
