@@ -5,10 +5,11 @@ A trial is done when its ``trials/`` file (the commit marker written last by
 files read as Parquet to their last page; or when it is in a complete, readable compacted unit
 (``part-<gen>-<model>-nf<x>.parquet``, the same name in every result folder, written by
 ``sweep.distributed.compact``). The scan also names what would break a reader of the folders:
-files that do not read (``corrupt``) and files no sweep writes (``stray``). The driver moves those
-to ``OUT/_corrupt/`` (``quarantine``) and removes leftovers of interrupted writers
-(``remove_uncommitted``, ``remove_stale_temp_files``) while it holds OUT's lock, before it works
-out which trials are missing. Nothing here writes a result: these functions read, move or delete files.
+files that do not read (``corrupt``) and files no sweep writes (``stray``). Once every check of a
+run has passed and before its trials start, the driver moves those to ``OUT/_corrupt/``
+(``quarantine``) and removes leftovers of interrupted writers (``remove_stale_temp_files``, and
+``remove_uncommitted`` when it holds OUT's lock). Nothing here writes a result: these functions
+read, move or delete files.
 """
 
 from __future__ import annotations
