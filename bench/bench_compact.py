@@ -58,7 +58,8 @@ def main() -> None:
 
     from analysis import SyntheticSpec, write_synthetic_results
     from sweep.distributed.compact import compact_folder
-    from sweep.distributed.store import open_output, scan_done
+    from sweep.distributed.scan import scan_done
+    from sweep.distributed.store import open_output
 
     spec = SyntheticSpec(noise_fractions=NOISE, train_fractions=FRACTIONS, n_seeds=args.seeds)
     trials = len(NOISE) * len(FRACTIONS) * args.seeds

@@ -34,7 +34,7 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     from analysis import SyntheticSpec, write_synthetic_results
-    from sweep.distributed import store
+    from sweep.distributed import scan as scan_module, store
 
     def footer_only(out, path):  # the scan before it read every page
         try:
@@ -52,10 +52,10 @@ def main() -> None:
         times: dict[str, list[float]] = {"read every page": [], "footer only": []}
         for _ in range(args.rounds):
             for name in times:
-                with mock.patch.object(store, "_opens", footer_only) if name == "footer only" else mock.patch.object(
-                        store, "_opens", store._opens):
+                with mock.patch.object(scan_module, "_opens", footer_only) if name == "footer only" else (
+                        mock.patch.object(scan_module, "_opens", scan_module._opens)):
                     started = time.perf_counter()
-                    scan = store.scan_done(out)
+                    scan = scan_module.scan_done(out)
                     times[name].append(time.perf_counter() - started)
                 assert not scan.corrupt
         n = len(scan.done)

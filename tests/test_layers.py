@@ -27,7 +27,8 @@ def test_running_a_trial_never_imports_ray():
 
 
 @pytest.mark.parametrize("module", ["sweep.engine.config", "sweep.engine.fit", "sweep.distributed.spec",
-                                    "sweep.contract", "sweep.cli"])
+                                    "sweep.contract", "sweep.cli", "sweep.cli_args", "sweep.cli_trial",
+                                    "sweep.cli_sweep"])
 def test_checking_configs_and_grids_imports_neither_torch_nor_ray(module):
     loaded = _imports_after(f"import {module}")
     assert not loaded & {"torch", "ray"}, module

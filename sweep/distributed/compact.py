@@ -39,8 +39,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweep.contract import COMPACTED_NAME, COMPACTION_JOURNAL, RESULT_DIRS
-from sweep.distributed.store import (Output, _compacted, _compacted_ids, _delete_quietly, _list, _visible_ids,
-                                     write_bytes_atomic)
+from sweep.distributed.scan import compacted_files, compacted_trial_ids, trial_files
+from sweep.distributed.store import Output, delete_quietly, list_folder, write_bytes_atomic
 
 AUTO_MIN_TRIALS = 1_000  # `sweep run` compacts at its end once this many trials sit in per-trial files
 ROW_GROUP_ROWS = 100_000  # per row group; about one train fraction of a 1,000-seed unit, so filters on it skip too
@@ -107,7 +107,7 @@ def _journal_path(out: Output) -> str:
 
 
 def _next_generation(out: Output) -> int:
-    names = [n for d in RESULT_DIRS for n in _compacted(out, d)]
+    names = [n for d in RESULT_DIRS for n in compacted_files(out, d)]
     return max((int(n.split("-")[1]) for n in names), default=0) + 1
 
 
@@ -115,7 +115,7 @@ def remove_orphaned_staged(out: Output) -> int:
     """Delete staged files that no journal names (a compaction that died before its commit point)."""
     if os.path.isfile(_journal_path(out)):
         return 0
-    return sum(_delete_quietly(out, info.path) for d in RESULT_DIRS for info in _list(out, d)
+    return sum(delete_quietly(out, info.path) for d in RESULT_DIRS for info in list_folder(out, d)
                if info.base_name.startswith(".part-") and info.base_name.endswith(".staged"))
 
 
@@ -146,8 +146,8 @@ def _roll_forward(out: Output, journal: dict) -> int:
     ids = [t for unit in journal["units"] for t in unit["trials"]]
     if any(not os.path.exists(out.path(d, s)) and not os.path.exists(out.path(d, f)) for d, s, f in moves):
         for d, staged, final in moves:
-            _delete_quietly(out, out.path(d, staged))
-            _delete_quietly(out, out.path(d, final))
+            delete_quietly(out, out.path(d, staged))
+            delete_quietly(out, out.path(d, final))
         os.unlink(_journal_path(out))
         return 0
     for i, (d, staged, final) in enumerate(moves):
@@ -158,7 +158,7 @@ def _roll_forward(out: Output, journal: dict) -> int:
     _step("renamed")
     for i, tid in enumerate(ids):
         for d in RESULT_DIRS:
-            _delete_quietly(out, out.path(d, f"{tid}.parquet"))
+            delete_quietly(out, out.path(d, f"{tid}.parquet"))
         if i == len(ids) // 2:
             _step("deleted-half")
     _step("deleted")
@@ -179,9 +179,9 @@ def compact(out: Output, *, min_trials: int = 1, progress: Log | None = None, lo
     started = time.perf_counter()
     finish_interrupted(out, log)
     remove_orphaned_staged(out)
-    files = {d: _visible_ids(out, d) for d in RESULT_DIRS}
+    files = {d: trial_files(out, d) for d in RESULT_DIRS}
     # A trial already in a unit is left alone (load_results then names it): a second copy would double it.
-    in_units = set().union(*_compacted_ids(out, "trials"))
+    in_units = set().union(*compacted_trial_ids(out, "trials"))
     ids = sorted((set(files["trials"]) & set(files["confusion"])) - in_units)
     if not ids or len(ids) < min_trials:
         return Compaction(0, 0, 0, 0, time.perf_counter() - started)
@@ -228,7 +228,7 @@ def compact(out: Output, *, min_trials: int = 1, progress: Log | None = None, lo
     except BaseException:
         if not os.path.isfile(_journal_path(out)):  # before the commit point: as if never started
             for d, staged in staged_all:
-                _delete_quietly(out, out.path(d, staged))
+                delete_quietly(out, out.path(d, staged))
         raise
     _step("journal")
     removed = sum(t in files[d] for t in ids for d in RESULT_DIRS)

@@ -23,10 +23,10 @@ from sweep.distributed.experiment_record import (check_experiment, check_sizes_a
                                                  record_experiment, stored_spec)
 from sweep.distributed.lock import OutputLock
 from sweep.distributed.ray_connect import check_reachable, connect_ray, probe_ray
+from sweep.distributed.scan import (quarantine, remove_stale_temp_files, remove_uncommitted, scan_done,
+                                    trials_with_probs)
 from sweep.distributed.spec import ExperimentSpec
-from sweep.distributed.store import (Output, check_not_inside_results, check_writable, open_output, quarantine,
-                                     read_failed, remove_stale_temp_files, remove_uncommitted, scan_done,
-                                     trials_with_probs)
+from sweep.distributed.store import Output, check_not_inside_results, check_writable, open_output, read_failed
 from sweep.distributed.trackers import TRACKERS, resolve_trackers
 from sweep.distributed.tune_layer import SweepOutcome, concurrent_slots, fit_to_local_cluster, run_tune
 

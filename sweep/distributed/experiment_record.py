@@ -76,7 +76,7 @@ def check_experiment(out: Output, spec: ExperimentSpec, *, advice: str = "use an
 
 def _check_adoptable(out: Output, spec: ExperimentSpec) -> None:
     """Every trials/ row of OUT was made by ``spec``'s experiment; else ValueError naming one that was not."""
-    from sweep.distributed.store import read_trial_rows, scan_done
+    from sweep.distributed.scan import read_trial_rows, scan_done
     from sweep.engine.config import AXES
 
     ours = spec.identity()
@@ -108,7 +108,7 @@ def check_sizes_against_out(out: Output, spec: ExperimentSpec, done: frozenset[s
     ``num_train`` is the dataset's train split; None (a cluster run, whose driver does not read the
     dataset) takes it from OUT's rows (train_size / train_fraction).
     """
-    from sweep.distributed.store import read_trial_rows
+    from sweep.distributed.scan import read_trial_rows
     from sweep.engine.subsets import resolve_train_size
 
     grid = {c.trial_id: c for c in spec.trials()}

@@ -21,7 +21,8 @@ from analysis.settle import GROWTH, SettleCheck, Target, max_looks, next_seed_co
 from sweep.distributed.driver import Log, _log_to_stderr, resolve_address, run_sweep
 from sweep.distributed.experiment_record import check_experiment, read_experiment
 from sweep.distributed.spec import MAX_SEED_COUNT, ExperimentSpec
-from sweep.distributed.store import open_output, read_failed, scan_done
+from sweep.distributed.scan import scan_done
+from sweep.distributed.store import open_output, read_failed
 from sweep.distributed.tune_layer import SweepOutcome
 
 STOPS = ("met", "budget", "incomplete")  # why a run stopped: target met, seeds spent, trials failed or interrupted

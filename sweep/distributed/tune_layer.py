@@ -28,7 +28,8 @@ from typing import Any, Sequence
 
 from sweep.distributed import fault_hooks
 from sweep.distributed.spec import ExperimentSpec
-from sweep.distributed.store import Output, read_failed, scan_done, write_failed, write_trial
+from sweep.distributed.scan import scan_done
+from sweep.distributed.store import Output, read_failed, write_failed, write_trial
 from sweep.distributed.trackers import Trackers, trial_name
 from sweep.engine.config import AXES, TrialConfig
 

@@ -15,8 +15,9 @@ from sweeptest import make_result, sweep_main
 from analysis import load_results
 from sweep.contract import COMPACTION_JOURNAL, CONFUSION_SCHEMA
 from sweep.distributed import compact as compaction
-from sweep.distributed.store import (open_output, quarantine, read_trial_rows, remove_uncommitted, scan_done,
-                                     trials_with_probs, write_trial)
+from sweep.distributed.scan import (quarantine, read_trial_rows, remove_uncommitted, scan_done,
+                                    trials_with_probs)
+from sweep.distributed.store import open_output, write_trial
 from sweep.engine.config import TrialConfig
 
 NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)

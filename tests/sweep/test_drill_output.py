@@ -25,9 +25,9 @@ import pandas as pd
 import pytest
 from sweeptest import make_result, sweep_command, sweep_main
 
+from sweep.distributed.scan import remove_uncommitted, scan_done
 from sweep.distributed.store import (
-    OutputNotWritableError, check_writable, open_output, remove_uncommitted, scan_done,
-    write_bytes_atomic, write_trial,
+    OutputNotWritableError, check_writable, open_output, write_bytes_atomic, write_trial,
 )
 from sweep.distributed.experiment_record import record_experiment
 from sweep.distributed.fault_hooks import failing_writes

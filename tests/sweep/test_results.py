@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from sweeptest import make_result
 
+from sweep.distributed.scan import quarantine, remove_stale_temp_files, remove_uncommitted, scan_done
 from sweep.distributed.store import (
-    CONFUSION_SCHEMA, EPOCHS_SCHEMA, PROBS_SCHEMA, TRIALS_SCHEMA, open_output, quarantine, read_failed,
-    remove_stale_temp_files, remove_uncommitted, scan_done, write_failed, write_trial,
+    CONFUSION_SCHEMA, EPOCHS_SCHEMA, PROBS_SCHEMA, TRIALS_SCHEMA, open_output, read_failed, write_failed, write_trial,
 )
 from sweep.distributed.experiment_record import check_experiment, record_experiment, stored_spec
 from sweep.distributed.lock import OutputLock, OutputLockedError

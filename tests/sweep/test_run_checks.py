@@ -100,7 +100,7 @@ def test_on_a_cluster_the_split_size_comes_from_outs_rows(tmp_path):
     # The driver of a cluster run does not read the dataset: train_size / train_fraction of a row says it.
     out_path = finished_out(tmp_path, spec_file(tmp_path, sizes="[538]"), corrupt=False)
     out = open_output(str(out_path))
-    from sweep.distributed.store import scan_done
+    from sweep.distributed.scan import scan_done
 
     done = scan_done(out).done
     with pytest.raises(ValueError, match=r"0\.4 selects the same 538 of 1346 train examples as 538"):

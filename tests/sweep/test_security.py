@@ -17,14 +17,15 @@ from pathlib import Path
 import pytest
 from sweeptest import REPO
 
-from sweep.distributed.store import open_output, read_failed, scan_done
+from sweep.distributed.scan import scan_done
+from sweep.distributed.store import open_output, read_failed
 from sweep.distributed.experiment_record import check_experiment, stored_spec
 from sweep.distributed.spec import load_preset, load_spec
 from sweep.distributed.ray_connect import DASHBOARD_HOST, ray_init_kwargs
 
 # Modules that read spec files, results folders or their records: none may deserialize with pickle.
-READERS = sorted(str(p.relative_to(REPO)) for folder in ("sweep/distributed", "analysis")
-                 for p in (REPO / folder).glob("*.py")) + ["sweep/cli.py", "sweep/contract.py"]
+READERS = sorted(str(p.relative_to(REPO)) for pattern in ("sweep/distributed/*.py", "analysis/*.py", "sweep/cli*.py",
+                                                          "sweep/contract.py") for p in REPO.glob(pattern))
 UNPICKLERS = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 
 
@@ -75,7 +76,7 @@ def test_spec_files_are_parsed_with_safe_loaders_only():
     loaders = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "Loader"]
     assert [ast.unparse(b) for n in loaders for b in n.bases] == ["yaml.SafeLoader"]
     for path in ["sweep/distributed/spec.py", "sweep/distributed/experiment_record.py", "sweep/distributed/driver.py",
-                 "sweep/cli.py"]:
+                 "sweep/cli.py", "sweep/cli_sweep.py", "sweep/cli_trial.py"]:
         source = (REPO / path).read_text()
         assert not re.search(r"yaml\.(load|unsafe_load|full_load|load_all)\(|Loader=|\beval\(|\bexec\(", source), path
 

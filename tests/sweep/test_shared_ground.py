@@ -16,7 +16,8 @@ from sweeptest import make_result, sweep_main
 
 from sweep.distributed.experiment_record import record_experiment
 from sweep.distributed.spec import spec_from_dict
-from sweep.distributed.store import open_output, scan_done, write_trial
+from sweep.distributed.scan import scan_done
+from sweep.distributed.store import open_output, write_trial
 
 NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)
 SPEC = {"name": "ground", "dataset": "digits", "noise_fractions": [0.0, 0.5], "train_sizes": [300], "seeds": 2,

@@ -207,7 +207,8 @@ def test_recipe_settings_of_a_spec_reach_every_trial_and_name_a_different_experi
 
 
 def test_keep_probs_override_changes_what_is_written_not_which_trials_exist():
-    from sweep.cli import build_parser, resolve_spec
+    from sweep.cli import build_parser
+    from sweep.cli_sweep import resolve_spec
 
     spec = load_preset("quick")
     kept = resolve_spec(build_parser().parse_args(["run", "--keep-probs"]))
