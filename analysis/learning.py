@@ -303,8 +303,14 @@ def learned_first(order: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
     return pd.concat(picked, ignore_index=True) if picked else order.head(0).assign(settled=False)
 
 
-def learned_first_sentences(first: pd.DataFrame, *, alpha: float = 0.05) -> list[str]:
-    """One sentence per model from :func:`learned_first`'s table (made with the same ``alpha``)."""
+def learned_first_sentences(first: pd.DataFrame, *, alpha: float = 0.05, chance: float | None = None) -> list[str]:
+    """One sentence per model from :func:`learned_first`'s table (made with the same ``alpha``).
+
+    ``chance`` (1/K, the share a guess matches) adds a caveat when a named class's share interval
+    reaches it: the measure is per true class, so near chance an excess marks the class the model is
+    least sure of (its predictions spread over the others, matching shuffled labels more often), not
+    memorisation (docs/cifar10-cpu-study.md shows it on CIFAR-10).
+    """
     sentences = []
     for model, part in first.groupby("model", sort=True, observed=True):
         row = part.iloc[0]
@@ -315,6 +321,10 @@ def learned_first_sentences(first: pd.DataFrame, *, alpha: float = 0.05) -> list
             sentences.append(f"{cell} memorises the wrong labels of class{'es' if len(part) > 1 else ''} {names} "
                              "first: mean memorised share over the epochs, and its excess over the average class "
                              f"with its seed interval; Holm p < {alpha:g} over the classes.")
+            if chance is not None and (part["auc_ci_low"] <= chance).any():
+                sentences[-1] += (f" But the share is within chance (1/K = {chance:.2f}): at this level the excess "
+                                  "marks the class the model is least sure of, whose predictions match shuffled "
+                                  "labels more often, rather than memorisation.")
         else:
             sentences.append(f"{cell}: no class's wrong labels are memorised measurably sooner than the average "
                              f"class (Holm p = {row['p_holm']:.2f} for the earliest over the classes); the earliest "

@@ -41,17 +41,18 @@ def learning_section(page: Any, results_path: str | os.PathLike, attempt: Callab
         curves = memorisation_curves(epochs)
         order = memorisation_order(epochs)
         first = learned_first(order)
+        chance = 1 / epochs["true_class"].cat.categories.size  # the share a guess would match: 1/K
         page.p("From the training passes (no extra pass over the data): the share of corrupted training examples "
                "that the model predicts as their wrong label, per epoch, mean over seeds with a t-interval band. "
                "The prediction is the one of the training step itself (augmented image, model changing during "
                "the epoch): the usual cheap proxy. A class's wrong labels count as memorised first when its mean "
                "memorised share over the epochs exceeds the average class of the same trial, paired over seeds.")
         page.raw("<ul class='findings'>" + "".join(f"<li>{html.escape(s)}</li>"
-                                                   for s in learned_first_sentences(first)) + "</ul>")
+                                                   for s in learned_first_sentences(first, chance=chance)) + "</ul>")
         for model in curves["model"].unique():
             part = curves[curves["model"] == model]
             fig = figures.memorisation_figure(part, f"{model}: corrupted training labels memorised, per epoch",
-                                              chance=1 / epochs["true_class"].cat.categories.size)
+                                              chance=chance)
             page.figure(fig, f"memorisation_{model}{tag}", f"{model}: share of the corrupted training labels predicted as "
                         "their wrong label, against epoch, one line per noise level (mean over seeds, t-interval); "
                         "dashed: 1/K, what a guess would match.")

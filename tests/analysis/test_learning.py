@@ -69,6 +69,9 @@ def test_the_planted_class_is_memorised_first_and_named(epochs):
     assert first["noise_fraction"].iloc[0] == 0.6 and first["train_fraction"].iloc[0] == 1.0
     sentence = learned_first_sentences(first)[0]
     assert sentence.startswith("blog_cnn at noise 0.6 (train fraction 1, 5 seeds) memorises the wrong labels of class cat")
+    assert "within chance" not in learned_first_sentences(first, chance=cat.auc_ci_low / 2)[0]
+    # A share whose interval reaches 1/K is no evidence of memorisation: the sentence says so.
+    assert "But the share is within chance (1/K = " in learned_first_sentences(first, chance=cat.auc_ci_low)[0]
 
 
 def test_without_a_planted_class_nothing_is_settled(tmp_path):
