@@ -33,7 +33,7 @@ import pyarrow.fs as pafs
 from sweep.contract import EPOCH_COUNT_COLUMNS, EPOCHS_SCHEMA
 
 from .grid import check_options, holm, seed_mean
-from .load import _filesystem, _kind_ok
+from .load import _kind_ok, optional_folder
 from .schema import AXIS_DECIMALS, TRIAL_KEY_COLUMNS
 
 KEY_COLUMNS = ("trial_id", *TRIAL_KEY_COLUMNS)
@@ -83,14 +83,9 @@ def load_epochs(path: str | os.PathLike) -> pd.DataFrame:
     UserWarning
         When some trials have learning curves but no ``trials/`` row (unfinished; left out).
     """
-    fs, root = _filesystem(path)
+    fs, root, dataset, where = optional_folder(path, "epochs", NoEpochsError,
+                                               "its trials ran before learning curves were recorded")
     base = root.rstrip("/")
-    where = f"{os.fspath(path)}/epochs"
-    if fs.get_file_info(f"{base}/epochs").type != pafs.FileType.Directory:
-        raise NoEpochsError(f"{os.fspath(path)} has no epochs/ folder: its trials ran before learning curves were recorded")
-    dataset = ds.dataset(f"{base}/epochs", filesystem=fs, format="parquet")
-    if not dataset.files:
-        raise NoEpochsError(f"no Parquet files in {where}")
     wanted = {f.name: _kind(f.type) for f in EPOCHS_SCHEMA}
     missing = [c for c in wanted if c not in dataset.schema.names]
     if missing:

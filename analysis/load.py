@@ -30,6 +30,20 @@ def _filesystem(path: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(text)
 
 
+def optional_folder(path: str | os.PathLike, name: str, missing: type[Exception],
+                    why: str) -> tuple[pafs.FileSystem, str, ds.Dataset, str]:
+    """(filesystem, root, dataset, where) of the optional result folder ``path/name`` (probs/, epochs/):
+    ``missing`` (one line, ending in ``why``) when the folder is absent or holds no Parquet file."""
+    fs, root = _filesystem(path)
+    where, folder = f"{os.fspath(path)}/{name}", f"{root.rstrip('/')}/{name}"
+    if fs.get_file_info(folder).type != pafs.FileType.Directory:
+        raise missing(f"{os.fspath(path)} has no {name}/ folder: {why}")
+    dataset = ds.dataset(folder, filesystem=fs, format="parquet")
+    if not dataset.files:
+        raise missing(f"no Parquet files in {where}: {why}")
+    return fs, root, dataset, where
+
+
 def _kind_ok(kind: str, dtype: pa.DataType) -> bool:
     if pa.types.is_dictionary(dtype):
         dtype = dtype.value_type

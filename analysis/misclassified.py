@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from sweep.contract import PROBS_SCHEMA
 
-from .load import _filesystem, _kind_ok
+from .load import _kind_ok, optional_folder
 from .schema import AXIS_DECIMALS, TRIAL_KEY_COLUMNS
 
 KEY_COLUMNS = ("trial_id", *TRIAL_KEY_COLUMNS)
@@ -84,13 +84,7 @@ def load_probs(path: str | os.PathLike, *, model: str | None = None, noise_fract
         outside [0, 1] or rows not summing to 1, a pred_class that is not the vector's argmax, an
         example twice in a trial, or trials of one dataset that disagree on the test labels.
     """
-    fs, root = _filesystem(path)
-    where = f"{os.fspath(path)}/probs"
-    if fs.get_file_info(f"{root.rstrip('/')}/probs").type != pafs.FileType.Directory:
-        raise NoProbsError(f"{os.fspath(path)} has no probs/ folder: its trials ran without keep_probs")
-    dataset = ds.dataset(f"{root.rstrip('/')}/probs", filesystem=fs, format="parquet")
-    if not dataset.files:
-        raise NoProbsError(f"no Parquet files in {where}: its trials ran without keep_probs")
+    fs, root, dataset, where = optional_folder(path, "probs", NoProbsError, "its trials ran without keep_probs")
     schema = dataset.schema
     wanted = {f.name: f.type for f in PROBS_SCHEMA}
     missing = [c for c in wanted if c not in schema.names]

@@ -43,6 +43,11 @@ from .tradeoffs import exchange_rate, noise_vs_reduction
 TABLE_ROWS = 30  # rows shown in the page; the CSV holds them all
 
 
+def _anchor(title: str) -> str:
+    """The id of a section's heading, for the contents list."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
 class _Page:
     def __init__(self, out: Path, progress: Callable[[str], None]):
         self.out, self.progress, self.parts, self.t0 = out, progress, [], time.perf_counter()
@@ -53,11 +58,20 @@ class _Page:
 
     def h(self, level: int, text: str) -> None:
         if level == 2:
-            anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+            anchor = _anchor(text)
             self.sections.append((anchor, text))
             self.parts.append(f"<h2 id='{anchor}'>{html.escape(text)}</h2>")
         else:
             self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def folder_section(self, title: str, step: str, results_path, *, several: bool) -> None:
+        """Open a section drawn per results folder: its heading once, then (several folders) one
+        subheading naming each folder."""
+        self.step(f"{step}{f' of {os.fspath(results_path)}' if several else ''}")
+        if not several or _anchor(title) not in dict(self.sections):
+            self.h(2, title)
+        if several:
+            self.h(3, f"Results folder {os.fspath(results_path)}")
 
     def contents(self) -> None:
         """Where the contents list goes; filled in by ``html`` once every section is known."""
@@ -476,11 +490,7 @@ def _misclassified(page: _Page, results_path, *, labelled: bool = False, tag: st
     from .images import ImagesUnavailable, read_test_images
     from .misclassified import NoProbsError, load_probs, misclassified_examples
 
-    page.step(f"misclassified test images{f' of {os.fspath(results_path)}' if several else ''}")
-    if not several or "misclassified-test-images" not in dict(page.sections):
-        page.h(2, "Misclassified test images")
-    if several:
-        page.h(3, f"Results folder {os.fspath(results_path)}")
+    page.folder_section("Misclassified test images", "misclassified test images", results_path, several=several)
     try:
         probs = load_probs(results_path)
         if labelled:

@@ -22,11 +22,7 @@ def learning_section(page: Any, results_path: str | os.PathLike, attempt: Callab
     """Append the section to ``page`` (analysis.report's page); ``attempt`` is the report's way of
     running a section (a ValueError becomes a visible note). With several folders, one subsection
     per folder, its files named with ``tag`` (``_1``, ``_2``: the folder's place on the command line)."""
-    page.step(f"learning curves{f' of {os.fspath(results_path)}' if tag else ''}")
-    if not tag or "learning-curves-memorisation" not in dict(page.sections):
-        page.h(2, "Learning curves: memorisation")
-    if tag:
-        page.h(3, f"Results folder {os.fspath(results_path)}")
+    page.folder_section("Learning curves: memorisation", "learning curves", results_path, several=bool(tag))
     try:
         epochs = load_epochs(results_path)
     except NoEpochsError:
