@@ -8,10 +8,13 @@ difference of two means.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from .grid import Grid, check_frame, check_level, check_options, class_dtype, holm, per_model, seed_mean, to_grid
+from .intervals import binomial_var, contrast_interval, rate_interval
 
 
 def _cell_rows(grid: Grid, m: int, ii: np.ndarray, jj: np.ndarray, pairs: int) -> pd.DataFrame:
@@ -48,7 +51,8 @@ def mean_confusion(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFram
         true_class, pred_class (ordered categoricals in class order), n_seeds,
         count (mean test examples over seeds), count_se (standard error over seeds, NaN with one seed),
         rate (mean share of true_class predicted as pred_class), rate_se, rate_ci_low, rate_ci_high
-        (t-interval over seeds).
+        (seed spread plus the test set's sampling error, inside [0, 1]: ``analysis.intervals``;
+        NaN with one seed).
         Sorted by model, noise_fraction, train_fraction (descending), true_class, pred_class.
     """
     check_options(confidence=confidence)
@@ -59,7 +63,7 @@ def mean_confusion(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFram
     for m in range(len(grid.models)):
         ii, jj = _cells_in_order(grid, m, grid.present[m].any(axis=-1))
         c = seed_mean(grid.counts[m, ii, jj], axis=1, confidence=confidence)
-        r = seed_mean(rates[m, ii, jj], axis=1, confidence=confidence)
+        r = rate_interval(rates[m, ii, jj], grid.test_sizes(m)[:, None], axis=1, confidence=confidence)
         frame = _cell_rows(grid, m, ii, jj, K * K)
         frame["true_class"] = np.tile(np.repeat(np.arange(K), K), len(ii))
         frame["pred_class"] = np.tile(np.arange(K), len(ii) * K)
@@ -101,8 +105,9 @@ def relative_confusion(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
         One row per (model, non-baseline cell, true_class, pred_class): model, noise_fraction,
         train_fraction, train_size, true_class, pred_class, n_seeds (paired seeds),
         baseline_rate, rate (seed means), difference (mean of per-seed rate - baseline_rate; negative
-        on the diagonal means recall lost), se, ci_low, ci_high (t-interval of the paired difference;
-        NaN with one seed), p_value (paired t-test against 0).
+        on the diagonal means recall lost), se, ci_low, ci_high (paired over seeds, the seed variance
+        never below the binomial one, ``analysis.intervals``; NaN with one seed), p_value (paired
+        t-test against 0; NaN where not testable).
         Sorted by model, noise_fraction, train_fraction (descending), true_class, pred_class.
 
     Raises
@@ -124,7 +129,12 @@ def relative_confusion(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
         ii, jj = _cells_in_order(grid, m, mask)
         base = rates[m, i0, j0]  # (S, K, K)
         diff = rates[m, ii, jj] - base[None]
-        d = seed_mean(diff, axis=1, confidence=confidence)
+        n_test = grid.test_sizes(m)[:, None]
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():  # same images in both cells
+            warnings.simplefilter("ignore", RuntimeWarning)
+            floor = (binomial_var(np.nanmean(rates[m, ii, jj], axis=1), n_test)
+                     + binomial_var(np.nanmean(base, axis=0), n_test)[None])
+        d = contrast_interval(diff, floor_var=floor, axis=1, confidence=confidence)
         frame = _cell_rows(grid, m, ii, jj, K * K)
         frame["true_class"] = np.tile(np.repeat(np.arange(K), K), len(ii))
         frame["pred_class"] = np.tile(np.arange(K), len(ii) * K)
@@ -142,12 +152,21 @@ def relative_confusion(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     return _finish(pd.concat(per_model(grid, one, "relative_confusion"), ignore_index=True), grid)
 
 
-def _pair_stats(rates: np.ndarray, confidence: float) -> dict[str, np.ndarray]:
+def asymmetry_interval(ab: np.ndarray, ba: np.ndarray, n_a, n_b, *, axis: int, confidence: float) -> dict:
+    """The contrast rate_ab - rate_ba over seeds: two classes' test images, independent samples, so
+    each adds its test term (``analysis.intervals``)."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        var = binomial_var(np.nanmean(ab, axis=axis), n_a) + binomial_var(np.nanmean(ba, axis=axis), n_b)
+    return contrast_interval(ab - ba, floor_var=var, test_var=var, axis=axis, confidence=confidence)
+
+
+def _pair_stats(rates: np.ndarray, n_test: np.ndarray, confidence: float) -> dict[str, np.ndarray]:
     """rates (S, K, K) -> per ordered pair (a, b), a != b, flattened row-major."""
     K = rates.shape[-1]
     a, b = np.nonzero(~np.eye(K, dtype=bool))
     ab, ba = rates[:, a, b], rates[:, b, a]
-    d = seed_mean(ab - ba, axis=0, confidence=confidence)
+    d = asymmetry_interval(ab, ba, n_test[a], n_test[b], axis=0, confidence=confidence)
     mean_ab = seed_mean(ab, axis=0)["mean"]
     mean_ba = seed_mean(ba, axis=0)["mean"]
     # Each unordered pair is one test; its two ordered rows share the Holm-adjusted p.
@@ -195,9 +214,10 @@ def directional_confusions(df: pd.DataFrame, *, noise_fraction: float = 0.0, tra
         One row per model and ordered pair (K*(K-1) rows per model): model, noise_fraction,
         train_fraction, class_a, class_b (ordered categoricals), n_seeds,
         rate_ab (mean share of true class_a predicted as class_b), rate_ba (true class_b predicted as
-        class_a), asymmetry (mean per-seed rate_ab - rate_ba), se, ci_low, ci_high (t-interval over
-        seeds), p_value (paired t-test of asymmetry = 0), p_holm (Holm-adjusted over the model's
-        K*(K-1)/2 unordered pairs).
+        class_a), asymmetry (mean per-seed rate_ab - rate_ba), se, ci_low, ci_high (over seeds and
+        both classes' finite test sets, ``analysis.intervals``), p_value (t-test of asymmetry = 0;
+        NaN where not testable, never 0 for a degenerate one), p_holm (Holm-adjusted over the
+        model's K*(K-1)/2 unordered pairs).
         Sorted by model, then asymmetry descending (strongest A -> B first; each pair appears twice,
         its mirror with the opposite sign near the bottom).
     """
@@ -209,7 +229,7 @@ def directional_confusions(df: pd.DataFrame, *, noise_fraction: float = 0.0, tra
 
     def one(m: int) -> pd.DataFrame:
         i, j = _cell_index(grid, m, noise_fraction, train_fraction)
-        s = _pair_stats(rates[m, i, j], confidence)
+        s = _pair_stats(rates[m, i, j], grid.test_sizes(m), confidence)
         frame = pd.DataFrame({"model": grid.models[m], "noise_fraction": grid.noise[i],
                               "train_fraction": grid.fracs[j], "class_a": s["a"], "class_b": s["b"],
                               "n_seeds": s["n"], **{k: s[k] for k in ("rate_ab", "rate_ba", "asymmetry", "se",
@@ -232,7 +252,7 @@ def directional_trends(df: pd.DataFrame, *, top: int = 5, noise_fraction: float 
     pandas.DataFrame
         model, pair_rank (1 = strongest at the chosen cell), class_a, class_b, factor ("noise" or
         "size"), noise_fraction, train_fraction, train_size, n_seeds, rate_ab, rate_ba, asymmetry,
-        ci_low, ci_high (t-interval over seeds).
+        ci_low, ci_high (as in :func:`directional_confusions`).
         Sorted by model, pair_rank, factor, then noise_fraction ascending / train_fraction descending.
 
     Raises
@@ -263,7 +283,8 @@ def directional_trends(df: pd.DataFrame, *, top: int = 5, noise_fraction: float 
             ii, jj = ii[order], jj[order]
             r = rates[m, ii, jj]  # (L, S, K, K)
             ab, ba = r[..., a, b], r[..., b, a]  # (L, S, P)
-            d = seed_mean(ab - ba, axis=1, confidence=confidence)
+            n_test = grid.test_sizes(m)
+            d = asymmetry_interval(ab, ba, n_test[a], n_test[b], axis=1, confidence=confidence)
             L, P = len(ii), len(a)
             frames.append(pd.DataFrame({
                 "model": grid.models[m], "pair_rank": np.tile(np.arange(1, P + 1), L),

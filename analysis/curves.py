@@ -40,6 +40,7 @@ from scipy import stats
 
 from .grid import (MIN_BOOT_SEEDS, Grid, bootstrap_indices, check_factor, check_frame, check_options, class_dtype,
                    expanded_percentile, format_levels, holm, per_model, seed_mean, to_grid)
+from .intervals import binomial_var, contrast_interval, rate_interval
 
 N_BREAKS = 41  # candidate breakpoints between the 2nd and 2nd-to-last level (plus the levels)
 EXPONENTS = np.geomspace(0.05, 3.0, 40)  # candidate power-law exponents for size
@@ -80,15 +81,15 @@ def class_curves(df: pd.DataFrame, *, factor: str = "noise", cells=None, confide
         Confusion entries to follow, e.g. ``[("bird", "bird"), ("cat", "dog")]``; default every
         class's recall (the diagonal).
     confidence : float, keyword-only
-        Level of the t-intervals over seeds.
+        Level of the intervals (seed spread plus the finite test set, ``analysis.intervals``).
 
     Returns
     -------
     pandas.DataFrame
         model, factor, class_name (true class), pred_class (both ordered categoricals; equal for
         recall), noise_fraction, train_fraction, train_size, n_seeds, mean (the rate, mean over
-        seeds), se, ci_low, ci_high, drop (mean per-seed baseline - rate; positive = lost),
-        drop_ci_low, drop_ci_high (paired t-interval).
+        seeds), se, ci_low, ci_high (inside [0, 1]), drop (mean per-seed baseline - rate; positive
+        = lost), drop_ci_low, drop_ci_high (paired over seeds, binomial floor).
         Sorted by model, class_name, pred_class (in the order of ``cells``), then the factor's
         value ascending (noise_fraction or train_fraction).
     """
@@ -101,8 +102,14 @@ def class_curves(df: pd.DataFrame, *, factor: str = "noise", cells=None, confide
     def one(m: int) -> pd.DataFrame:
         x, ii, jj, base = grid.axis(m, factor)
         values = rates[m, ii, jj][..., pairs[:, 0], pairs[:, 1]]  # (L, S, P)
-        v = seed_mean(values, axis=1, confidence=confidence)
-        d = seed_mean(values[base][None] - values, axis=1, confidence=confidence)
+        n_test = grid.test_sizes(m)[pairs[:, 0]]  # (P,): the true class's test images
+        v = rate_interval(values, n_test, axis=1, confidence=confidence)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            var = binomial_var(np.nanmean(values, axis=1), n_test)  # (L, P)
+        # The same images at both levels: a same-image contrast, binomial floor only.
+        d = contrast_interval(values[base][None] - values, floor_var=var + var[base][None], axis=1,
+                              confidence=confidence)
         L, P = values.shape[0], values.shape[2]
         return pd.DataFrame({
             "model": grid.models[m], "factor": factor, "order": np.tile(np.arange(P), L),

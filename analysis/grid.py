@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .intervals import class_test_sizes
 from .schema import AXIS_DECIMALS, CONFUSION_COLUMNS
 
 FACTORS = ("noise", "size")
@@ -52,6 +53,10 @@ class Grid:
         support = self.counts.sum(axis=-1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.counts / np.where(support > 0, support, np.nan)
+
+    def test_sizes(self, m: int) -> np.ndarray:
+        """(K,) test images per true class of model m: every trial scores the same test set."""
+        return class_test_sizes(self.counts[m])
 
     def baseline(self, m: int) -> tuple[int, int]:
         """(noise index, size index) of model m's baseline cell: noise 0, largest train fraction."""
@@ -236,7 +241,9 @@ def to_grid(df: pd.DataFrame) -> Grid:
 def seed_mean(values: np.ndarray, *, confidence: float = 0.95, axis: int = 0) -> dict[str, np.ndarray]:
     """Mean over seeds (NaN-aware) with its standard error and a t-interval; n is the seeds used.
 
-    With one seed the se and the interval are NaN (one draw says nothing about the spread).
+    With one seed the se and the interval are NaN (one draw says nothing about the spread); a test
+    whose se is 0 is not testable: p NaN, never 0. Rates and contrasts of rates use
+    :mod:`analysis.intervals` instead, which adds the test set's sampling error.
     """
     n = np.sum(~np.isnan(values), axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
@@ -245,8 +252,7 @@ def seed_mean(values: np.ndarray, *, confidence: float = 0.95, axis: int = 0) ->
         sd = np.nanstd(values, axis=axis, ddof=1)
         se = np.where(n >= 2, sd / np.sqrt(n), np.nan)
         tq = stats.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1))
-        p = np.where(se > 0, 2 * stats.t.sf(np.abs(mean / se), np.maximum(n - 1, 1)),
-                     np.where(mean == 0, 1.0, 0.0))
+        p = np.where(se > 0, 2 * stats.t.sf(np.abs(mean / se), np.maximum(n - 1, 1)), np.nan)
         p = np.where(n >= 2, p, np.nan)
     return {"n": n, "mean": mean, "se": se, "ci_low": mean - tq * se, "ci_high": mean + tq * se, "p": p}
 

@@ -16,7 +16,8 @@ import pandas as pd
 from scipy import stats
 
 from .grid import (MIN_BOOT_SEEDS, Grid, bootstrap_indices, check_factor, check_frame, check_options, class_dtype,
-                   expanded_percentile, format_levels, per_model, seed_mean, to_grid)
+                   expanded_percentile, format_levels, per_model, to_grid)
+from .intervals import binomial_var, contrast_interval
 
 POWER = 0.8  # power of the paired test assumed by seeds_to_separate_next
 N_SPLITS = 200  # random seed half-splits for rank_tau_halves
@@ -32,6 +33,25 @@ def per_seed_sensitivity(x: np.ndarray, recall: np.ndarray, base: int) -> np.nda
     """(S, K): mean recall lost from the baseline over the range of x (area under the drop / width)."""
     drop = recall[:, base : base + 1, :] - recall
     return np.trapezoid(drop, x, axis=1) / (x[-1] - x[0])
+
+
+def sensitivity_floor(x: np.ndarray, recall: np.ndarray, base: int, n_test: np.ndarray) -> np.ndarray:
+    """(K,) the per-seed variance binomial test counts alone give each class's sensitivity.
+
+    The sensitivity is linear in the recalls along x (trapezoid weights over the width, minus the
+    baseline), so its binomial variance is the weighted sum of each level's; the floor of the seed
+    variance in ``analysis.intervals`` (a same-image contrast: no test term of its own).
+    """
+    w = np.zeros(len(x))
+    gaps = np.diff(x) / (x[-1] - x[0])
+    w[:-1] += gaps / 2
+    w[1:] += gaps / 2
+    coef = -w
+    coef[base] += 1.0
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        var = binomial_var(np.nanmean(recall, axis=0), n_test)  # (L, K)
+    return (coef[:, None] ** 2 * var).sum(axis=0)
 
 
 def kendall_tau(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -106,11 +126,12 @@ def sensitivity_ranking(df: pd.DataFrame, *, factor: str = "noise", n_boot: int 
     pandas.DataFrame
         One row per model and class: model, factor, class_name (ordered categorical), n_seeds,
         baseline_recall, end_recall (recall at the far end of the range: the highest noise or the
-        smallest train fraction), sensitivity (mean recall lost over the range), se (over seeds),
-        ci_low, ci_high (t-interval over the per-seed sensitivities), rank (1 = most sensitive),
+        smallest train fraction), sensitivity (mean recall lost over the range), se (over seeds,
+        never below the binomial floor of ``analysis.intervals``), ci_low, ci_high (t-interval
+        over the per-seed sensitivities with that se), rank (1 = most sensitive),
         rank_ci_low, rank_ci_high (expanded percentile bootstrap of the rank over seeds; NaN below
         5 seeds, see ``grid.MIN_BOOT_SEEDS``), p_vs_next (paired t-test against the class ranked
-        just below), seeds_to_separate_next (seeds a paired test at level 1 - confidence needs for
+        just below; NaN where not testable), seeds_to_separate_next (seeds a paired test at level 1 - confidence needs for
         80 % power to tell this class from the next, given the observed gap and spread; NaN for the
         last), rank_tau_halves (the model's rank stability: mean Kendall tau between the rankings
         of two random halves of the seeds over 200 splits; repeated on every row of the model; NaN
@@ -133,9 +154,10 @@ def sensitivity_ranking(df: pd.DataFrame, *, factor: str = "noise", n_boot: int 
         x, recall, base, seeds = recall_along(grid, m, factor)
         per_seed = per_seed_sensitivity(x, recall, base)
         classes = _classes_with_recall(per_seed, grid, m, "the ranking")
+        floor = sensitivity_floor(x, recall, base, grid.test_sizes(m))[classes]
         recall, per_seed = recall[..., classes], per_seed[:, classes]  # (S, L, K), (S, K) over the kept classes
         S, K = per_seed.shape
-        summary = seed_mean(per_seed, axis=0, confidence=confidence)
+        summary = contrast_interval(per_seed, floor_var=floor, axis=0, confidence=confidence)
         point = summary["mean"]
         rank = _ranks(point)
         order = np.argsort(rank)
@@ -152,13 +174,13 @@ def sensitivity_ranking(df: pd.DataFrame, *, factor: str = "noise", n_boot: int 
         p_next = np.full(K, np.nan)
         need = np.full(K, np.nan)
         if S > 1 and K > 1:
-            mean, sd = gap.mean(axis=0), gap.std(axis=0, ddof=1)
+            # Two classes' sensitivities: their floors add (independent images); p NaN if not testable.
+            g = contrast_interval(gap, floor_var=floor[order[:-1]] + floor[order[1:]], axis=0, confidence=confidence)
+            p_next[:-1] = g["p"]
             with np.errstate(invalid="ignore", divide="ignore"):
-                t = mean / (sd / np.sqrt(S))
-                # sd 0: every seed shows the same gap; p is 1 for no gap and 0 for a gap.
-                p_next[:-1] = np.where(sd > 0, 2 * stats.t.sf(np.abs(t), S - 1), np.where(mean == 0, 1.0, 0.0))
                 z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)
-                need[:-1] = np.maximum(2, np.ceil((z * sd / np.abs(mean)) ** 2))
+                sd = g["se"] * np.sqrt(S)  # the per-seed spread the test used (floor included)
+                need[:-1] = np.maximum(2, np.ceil((z * sd / np.abs(g["mean"])) ** 2))
         frame["p_vs_next"] = p_next
         frame["seeds_to_separate_next"] = need
         frame["rank_tau_halves"] = _half_split_tau(per_seed, rng)

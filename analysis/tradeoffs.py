@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .grid import (MIN_BOOT_SEEDS, Grid, bootstrap_indices, check_frame, check_level, check_options, class_dtype,
-                   expanded_percentile, format_levels, per_model, seed_mean, to_grid)
+                   expanded_percentile, format_levels, per_model, to_grid)
+from .intervals import binomial_var, contrast_interval
 
 
 def _recall(grid: Grid) -> np.ndarray:
@@ -56,7 +57,7 @@ def noise_vs_reduction(df: pd.DataFrame, *, fraction: float | None = None, confi
     fraction : float, optional, keyword-only
         The x to compare; default every x that both the noise and the size axis have.
     confidence : float, keyword-only
-        Level of the paired t-interval.
+        Level of the paired interval.
 
     Returns
     -------
@@ -64,8 +65,9 @@ def noise_vs_reduction(df: pd.DataFrame, *, fraction: float | None = None, confi
         model, fraction, class_name (ordered categorical), n_seeds (seeds in all three cells),
         baseline_recall, noise_recall, reduction_recall (seed means), drop_noise, drop_reduction
         (recall lost from baseline), difference (mean per-seed drop_noise - drop_reduction: > 0 means
-        the wrong labels hurt more than losing those examples), se, ci_low, ci_high (t-interval),
-        p_value (paired t-test of difference = 0).
+        the wrong labels hurt more than losing those examples), se, ci_low, ci_high (paired over
+        seeds, binomial floor, ``analysis.intervals``), p_value (t-test of difference = 0; NaN where
+        not testable).
         Sorted by model, fraction, then difference descending.
 
     Raises
@@ -97,7 +99,9 @@ def noise_vs_reduction(df: pd.DataFrame, *, fraction: float | None = None, confi
             base, noisy, reduced = recall[m, i0, j0], recall[m, i, j0], recall[m, i0, j]  # (S, K)
             both = ~np.isnan(base[:, 0]) & ~np.isnan(noisy[:, 0]) & ~np.isnan(reduced[:, 0])
             base, noisy, reduced = base[both], noisy[both], reduced[both]
-            d = seed_mean(reduced - noisy, axis=0, confidence=confidence)
+            n_test = grid.test_sizes(m)  # the same images in both cells: a same-image contrast
+            floor = binomial_var(reduced.mean(0), n_test) + binomial_var(noisy.mean(0), n_test)
+            d = contrast_interval(reduced - noisy, floor_var=floor, axis=0, confidence=confidence)
             K = base.shape[1]
             frames.append(pd.DataFrame({
                 "model": grid.models[m], "fraction": x, "class_name": np.arange(K), "n_seeds": int(both.sum()),
