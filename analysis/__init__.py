@@ -11,6 +11,7 @@ of a class is count(true -> true) / count(true -> anything); a *rate* is any row
 Seeds pair across cells (common random numbers), so every comparison is a per-seed difference.
 """
 
+from .accuracy import accuracy_table
 from .confusion import directional_confusions, directional_trends, mean_confusion, relative_confusion
 from .curves import breakpoints, class_curves
 from .findings import findings
@@ -18,6 +19,7 @@ from .learning import learned_first, load_epochs, memorisation_curves, memorisat
 from .load import load_results
 from .misclassified import load_probs, misclassified_examples
 from .ranking import class_table, model_comparison, sensitivity_ranking
+from .replication import reproducibility
 from .settle import settle_check
 from .synthetic import SyntheticSpec, synthetic_results, write_synthetic_epochs, write_synthetic_results
 from .tradeoffs import exchange_rate, noise_vs_reduction
@@ -35,5 +37,5 @@ __all__ = [
     "sensitivity_ranking", "model_comparison", "class_table", "class_curves", "breakpoints",
     "noise_vs_reduction", "exchange_rate", "findings", "write_report", "load_probs", "misclassified_examples",
     "SyntheticSpec", "synthetic_results", "write_synthetic_results", "write_synthetic_epochs", "settle_check",
-    "load_epochs", "memorisation_curves", "memorisation_order", "learned_first",
+    "load_epochs", "memorisation_curves", "memorisation_order", "learned_first", "accuracy_table", "reproducibility",
 ]

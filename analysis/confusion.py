@@ -105,7 +105,7 @@ def relative_confusion(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
         One row per (model, non-baseline cell, true_class, pred_class): model, noise_fraction,
         train_fraction, train_size, true_class, pred_class, n_seeds (paired seeds),
         baseline_rate, rate (seed means), difference (mean of per-seed rate - baseline_rate; negative
-        on the diagonal means recall lost), se, ci_low, ci_high (paired over seeds, the seed variance
+        on the diagonal means recall lost), se, df (degrees of freedom), ci_low, ci_high (paired over seeds, the seed variance
         never below the binomial one, ``analysis.intervals``; NaN with one seed), p_value (paired
         t-test against 0; NaN where not testable).
         Sorted by model, noise_fraction, train_fraction (descending), true_class, pred_class.
@@ -144,7 +144,7 @@ def relative_confusion(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
             frame["baseline_rate"] = (np.where(paired, base[None], 0).sum(1) / d["n"]).reshape(-1)
         frame["rate"] = (frame["baseline_rate"] + d["mean"].reshape(-1))
         frame["difference"] = d["mean"].reshape(-1)
-        for key in ("se", "ci_low", "ci_high"):
+        for key in ("se", "df", "ci_low", "ci_high"):
             frame[key] = d[key].reshape(-1)
         frame["p_value"] = d["p"].reshape(-1)
         return frame
@@ -175,7 +175,7 @@ def _pair_stats(rates: np.ndarray, n_test: np.ndarray, confidence: float) -> dic
     holm_upper = holm(d["p"][upper])
     lookup = {(x, y): h for x, y, h in zip(a[upper], b[upper], holm_upper)}
     adjusted[:] = [lookup[(min(x, y), max(x, y))] for x, y in zip(a, b)]
-    return {"a": a, "b": b, "rate_ab": mean_ab, "rate_ba": mean_ba, "asymmetry": d["mean"], "se": d["se"],
+    return {"a": a, "b": b, "rate_ab": mean_ab, "rate_ba": mean_ba, "asymmetry": d["mean"], "se": d["se"], "df": d["df"],
             "ci_low": d["ci_low"], "ci_high": d["ci_high"], "p_value": d["p"], "p_holm": adjusted, "n": d["n"]}
 
 
@@ -214,7 +214,7 @@ def directional_confusions(df: pd.DataFrame, *, noise_fraction: float = 0.0, tra
         One row per model and ordered pair (K*(K-1) rows per model): model, noise_fraction,
         train_fraction, class_a, class_b (ordered categoricals), n_seeds,
         rate_ab (mean share of true class_a predicted as class_b), rate_ba (true class_b predicted as
-        class_a), asymmetry (mean per-seed rate_ab - rate_ba), se, ci_low, ci_high (over seeds and
+        class_a), asymmetry (mean per-seed rate_ab - rate_ba), se, df, ci_low, ci_high (over seeds and
         both classes' finite test sets, ``analysis.intervals``), p_value (t-test of asymmetry = 0;
         NaN where not testable, never 0 for a degenerate one), p_holm (Holm-adjusted over the
         model's K*(K-1)/2 unordered pairs).
@@ -232,7 +232,7 @@ def directional_confusions(df: pd.DataFrame, *, noise_fraction: float = 0.0, tra
         s = _pair_stats(rates[m, i, j], grid.test_sizes(m), confidence)
         frame = pd.DataFrame({"model": grid.models[m], "noise_fraction": grid.noise[i],
                               "train_fraction": grid.fracs[j], "class_a": s["a"], "class_b": s["b"],
-                              "n_seeds": s["n"], **{k: s[k] for k in ("rate_ab", "rate_ba", "asymmetry", "se",
+                              "n_seeds": s["n"], **{k: s[k] for k in ("rate_ab", "rate_ba", "asymmetry", "se", "df",
                                                                        "ci_low", "ci_high", "p_value", "p_holm")}})
         return frame.sort_values(["asymmetry", "class_a", "class_b"], ascending=[False, True, True], kind="stable")
 

@@ -2,17 +2,20 @@
 
 Every finding is one sentence built from one test: its estimate and interval are those of the
 quantity tested, and its p-value is Holm-adjusted over the family the sentence names (the K classes,
-the K(K-1)/2 class pairs, the two ends of a ranking). The nine kinds of question (``KINDS``) share
-alpha: a finding is *settled* when its p is below ``alpha / 9`` (0.0056 at alpha 0.05), so on a grid
+the K(K-1)/2 class pairs, the two ends of a ranking). The ten kinds of question (``KINDS``) share
+alpha: a finding is *settled* when its p is below ``alpha / len(KINDS)`` (0.005 at alpha 0.05), so on a grid
 with no effect at all the chance that any sentence claims one is at most alpha (Holm within a
 family, Bonferroni across the kinds). An unsettled finding says how many seeds would settle it, from
 the observed seed-to-seed spread:
 
-    seeds_needed = ceil(((z(1 - a/2) + z(0.8)) * sd / |mean|)^2),   a = alpha / 9 / family size,
+    seeds_needed = ceil(((z(1 - a/2) + z(0.8)) * sd / |mean|)^2),   a = alpha / 10 / family size,
 
 the seeds a two-sided paired z-test at the Bonferroni level needs for 80 % power when the true
 per-seed effect has the observed mean and sd (docs/analysis.md). Where the grid cannot answer a
 question (too few levels, seeds or sizes, one model), the finding says what is missing instead.
+The first kind, ``replication``, is the verdict of :mod:`analysis.replication`: whether the class
+ranking replicates across halves of the seeds at all; when it does not, the report says so plainly
+before any class is named.
 
 A sensitivity kind asks two questions, Bonferroni between them: does each class lose recall at all,
 and are the ranking's ends apart from their neighbours; so a loss and a rank are said separately.
@@ -32,10 +35,11 @@ from scipy import stats
 from .confusion import directional_confusions
 from .curves import breakpoints
 from .grid import check_frame, check_options, holm, seed_mean, to_grid
+from .replication import reproducibility, verdict_sentence
 from .ranking import model_comparison, per_seed_sensitivity, recall_along, sensitivity_ranking
 from .tradeoffs import exchange_rate, noise_vs_reduction
 
-KINDS = ("baseline_recall", "noise_sensitivity", "size_sensitivity", "noise_bend", "size_bend", "confusion",
+KINDS = ("replication", "baseline_recall", "noise_sensitivity", "size_sensitivity", "noise_bend", "size_bend", "confusion",
          "noise_vs_reduction", "exchange_rate", "models")
 WORD = {"noise": "label noise", "size": "less training data"}
 UNIT = {"noise": "noise", "size": "train fraction"}
@@ -59,7 +63,7 @@ def _f(value: float, digits: int = 2) -> str:
 
 
 def _p(p: float) -> str:
-    return "–" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"= {p:.3f}")
+    return "not testable" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"= {p:.3f}")
 
 
 def _level(value: float) -> str:
@@ -94,7 +98,7 @@ class _Rows:
         self.alpha, self.level, self.rows = alpha, alpha / len(KINDS), []
 
     def add(self, model, kind, subject, text, *, estimate=np.nan, ci=(np.nan, np.nan), p=np.nan, family=1,
-            n_seeds=0, mean=np.nan, sd=np.nan, settled=None, missing="", headline=True, claim=""):
+            n_seeds=0, mean=np.nan, sd=np.nan, settled=None, missing="", headline=True, claim="", need_said=True):
         """One finding. ``headline``: printed and listed first (False for the per-class rows a summary
         sentence stands for); ``claim`` names what the verdict is about ("the rank is ")."""
         if settled is None:
@@ -105,7 +109,7 @@ class _Rows:
         elif settled:
             verdict = f"{claim}settled at {n_seeds} seeds"
         else:
-            need = float(seeds_needed(mean, sd, level=self.level / max(family, 1)))
+            need = float(seeds_needed(mean, sd, level=self.level / max(family, 1))) if need_said else np.nan
             need = max(need, n_seeds + 1) if np.isfinite(need) else np.nan
             verdict = f"{claim}not settled at {n_seeds} seeds"
             if np.isfinite(p) and p < self.alpha:
@@ -127,6 +131,22 @@ def _answer(rows: _Rows, model: str, kind: str, subject: str, action) -> None:
             action()
     except ValueError as error:
         rows.add(model, kind, subject, f"{subject}", missing=" ".join(str(error).split()))
+
+
+def _replication(rows: _Rows, df, grid, m: int) -> None:
+    """One finding per factor: does the ranking replicate across seed halves (at the verdict's level)?"""
+    model = grid.models[m]
+    table = reproducibility(df, confidence=1 - rows.level)
+    part = table[table["model"] == model]
+    if part.empty:
+        raise ValueError("the grid has no factor with 2 levels to rank the classes by")
+    label = f"{1 - rows.level:.1%} CI"
+    for _, r in part.iterrows():
+        # The sentence carries its own seed estimate (for an agreement of 0.8): no second one here.
+        rows.add(model, "replication", f"{r['factor']} ranking", verdict_sentence(r, label=label),
+                 estimate=float(r["agreement"]), ci=(float(r["ci_low"]), float(r["ci_high"])),
+                 p=float(r["p_value"]), family=1, n_seeds=int(r["n_seeds"]), settled=bool(r["reproducible"]),
+                 claim="the ranking's reproducibility is ", need_said=False)
 
 
 def _baseline(rows: _Rows, grid, m: int, confidence: float) -> None:
@@ -212,17 +232,10 @@ def _sensitivity(rows: _Rows, grid, df, m: int, factor: str, n_boot: int, confid
         rank_ci = (f"rank {int(row['rank'])}, rank {confidence:.0%} CI {int(row['rank_ci_low'])} to "
                    f"{int(row['rank_ci_high'])}" if np.isfinite(row["rank_ci_low"])
                    else f"rank {int(row['rank'])}; a rank interval needs 5 seeds")
-        if p_loss[k] < rows.level:
-            status = f"the loss itself is settled, p {_p(p_loss[k])}"
-        elif row["ci_low"] > 0 or row["ci_high"] < 0:
-            status = (f"clear of 0 at {confidence:.0%}, but the {'loss' if row['ci_low'] > 0 else 'gain'} is not "
-                      f"settled: p {_p(p_loss[k])}, {over}")
-        else:
-            status = "no loss detectable: its interval reaches 0"
         other = grid.classes[order[b]]
         text = (f"{model}: {row['class_name']} is the {word_end} sensitive to {word}, "
                 f"{_change(row['sensitivity'], 'losing')} on average over {unit} {span} "
-                f"({_ci(row['ci_low'], row['ci_high'], confidence, 3)}; {status}); {rank_ci}; it differs from the "
+                f"({_ci(row['ci_low'], row['ci_high'], confidence, 3)}); {rank_ci}; it differs from the "
                 f"{'next' if word_end == 'most' else 'one above'}, {other}, by {_f(abs(s['mean']), 3)} "
                 f"(p {_p(p_adj)}, Holm over both ends, Bonferroni over {q} questions)")
         rows.add(model, kind, f"{word_end}: {row['class_name']}", text,
@@ -459,8 +472,9 @@ def findings(df: pd.DataFrame, *, alpha: float = 0.05, top_confusions: int = 3, 
         ci_low, ci_high (the tested quantity and its interval: a recall or sensitivity gap, a
         breakpoint, an asymmetry, a noise-minus-reduction difference, a clean-equivalent fraction
         or Kendall's tau), p_value (Holm-adjusted over family_size tests), family_size, settled
-        (bool: p_value < alpha / 9, the nine kinds sharing alpha; for Kendall's tau, its
-        1 - alpha / 9 bootstrap interval clear of 0), n_seeds, seeds_needed (seeds
+        (bool: p_value < alpha / 10, the ten kinds sharing alpha; for Kendall's tau, its
+        1 - alpha / 10 bootstrap interval clear of 0; for replication, the split-half agreement's
+        1 - alpha / 10 interval above 0), n_seeds, seeds_needed (seeds
         that would settle it, from the observed spread, see the module docstring; NaN when settled
         or not estimable), missing (what the grid lacks to answer; "" when answered), headline
         (bool: False for the per-class rows of a family that a summary sentence stands for, e.g.
@@ -501,6 +515,8 @@ def findings(df: pd.DataFrame, *, alpha: float = 0.05, top_confusions: int = 3, 
             fits[factor] = error
     for m in usable:
         model = grid.models[m]
+        _answer(rows, model, "replication", f"{model}: reproducibility of the ranking",
+                lambda: _replication(rows, df, grid, m))
         _answer(rows, model, "baseline_recall", f"{model}: baseline recall", lambda: _baseline(rows, grid, m, confidence))
         for factor in ("noise", "size"):
             _answer(rows, model, f"{factor}_sensitivity", f"{model}: sensitivity to {WORD[factor]}",

@@ -127,11 +127,13 @@ def sensitivity_ranking(df: pd.DataFrame, *, factor: str = "noise", n_boot: int 
         One row per model and class: model, factor, class_name (ordered categorical), n_seeds,
         baseline_recall, end_recall (recall at the far end of the range: the highest noise or the
         smallest train fraction), sensitivity (mean recall lost over the range), se (over seeds,
-        never below the binomial floor of ``analysis.intervals``), ci_low, ci_high (t-interval
-        over the per-seed sensitivities with that se), rank (1 = most sensitive),
+        never below the binomial floor of ``analysis.intervals``), df (its degrees of freedom), ci_low, ci_high (t-interval
+        over the per-seed sensitivities with that se), p_value (t-test of a sensitivity of 0; NaN
+        where not testable), rank (1 = most sensitive),
         rank_ci_low, rank_ci_high (expanded percentile bootstrap of the rank over seeds; NaN below
         5 seeds, see ``grid.MIN_BOOT_SEEDS``), p_vs_next (paired t-test against the class ranked
-        just below; NaN where not testable), seeds_to_separate_next (seeds a paired test at level 1 - confidence needs for
+        just below; NaN where not testable), se_vs_next, df_vs_next (the standard error and degrees of
+        freedom of that gap), seeds_to_separate_next (seeds a paired test at level 1 - confidence needs for
         80 % power to tell this class from the next, given the observed gap and spread; NaN for the
         last), rank_tau_halves (the model's rank stability: mean Kendall tau between the rankings
         of two random halves of the seeds over 200 splits; repeated on every row of the model; NaN
@@ -167,21 +169,23 @@ def sensitivity_ranking(df: pd.DataFrame, *, factor: str = "noise", n_boot: int 
         frame = pd.DataFrame({
             "model": grid.models[m], "factor": factor, "class_name": classes, "n_seeds": S,
             "baseline_recall": recall[:, base].mean(axis=0), "end_recall": recall[:, end].mean(axis=0),
-            "sensitivity": point, "se": summary["se"], "ci_low": summary["ci_low"], "ci_high": summary["ci_high"],
+            "sensitivity": point, "se": summary["se"], "df": summary["df"], "ci_low": summary["ci_low"], "ci_high": summary["ci_high"],
+            "p_value": summary["p"],
             "rank": rank, "rank_ci_low": rank_low, "rank_ci_high": rank_high,
         }).iloc[order]
         gap = per_seed[:, order[:-1]] - per_seed[:, order[1:]]  # (S, K-1), this class minus the next
-        p_next = np.full(K, np.nan)
+        p_next, se_next, df_next = np.full(K, np.nan), np.full(K, np.nan), np.full(K, np.nan)
         need = np.full(K, np.nan)
         if S > 1 and K > 1:
             # Two classes' sensitivities: their floors add (independent images); p NaN if not testable.
             g = contrast_interval(gap, floor_var=floor[order[:-1]] + floor[order[1:]], axis=0, confidence=confidence)
-            p_next[:-1] = g["p"]
+            p_next[:-1], se_next[:-1], df_next[:-1] = g["p"], g["se"], g["df"]
             with np.errstate(invalid="ignore", divide="ignore"):
                 z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)
                 sd = g["se"] * np.sqrt(S)  # the per-seed spread the test used (floor included)
                 need[:-1] = np.maximum(2, np.ceil((z * sd / np.abs(g["mean"])) ** 2))
         frame["p_vs_next"] = p_next
+        frame["se_vs_next"], frame["df_vs_next"] = se_next, df_next
         frame["seeds_to_separate_next"] = need
         frame["rank_tau_halves"] = _half_split_tau(per_seed, rng)
         return frame

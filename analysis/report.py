@@ -1,6 +1,7 @@
 """One results folder (or several) -> PNG figures, CSV tables and one self-contained HTML page (``index.html``).
 
-Sections in reading order: the grid and a contents list; the findings in sentences (also written to
+Sections in reading order: the grid and a contents list; accuracy per cell; the findings in
+sentences, the first of them whether the class ranking replicates across seed halves (also written to
 ``findings.json``); sensitivity rankings; confusion heatmaps and change against baseline; per-class
 curves with breakpoint tables; the model comparison; directional confusions; noise against less
 data; exchange rate; classes by recall per cell; the most confidently misclassified test images (from
@@ -32,6 +33,7 @@ from sweep.contract import results_folder_around
 
 from . import figures
 from .confusion import directional_confusions, directional_trends, mean_confusion, relative_confusion
+from .accuracy import accuracy_table
 from .curves import breakpoints, class_curves
 from .findings import KINDS, findings
 from .grid import MIN_BOOT_SEEDS, check_options, to_grid
@@ -220,6 +222,7 @@ def write_report(results_path, *, to: str | os.PathLike | None = None, n_boot: i
         if issubclass(w.category, UserWarning):
             page.remark(f"loading: {w.message}")
     page.contents()
+    _accuracy(page, df)
     _findings(page, df, n_boot)
     _rankings(page, df, grid, n_boot)
     _matrices(page, df, grid, baselines)
@@ -257,6 +260,20 @@ def _overview(page: _Page, grid, baselines, folders) -> None:
     for model, base in baselines.items():
         if isinstance(base, ValueError):
             page.note(f"model {model}: {base}")
+
+
+def _accuracy(page: _Page, df) -> None:
+    """Overall accuracy per cell, first: did the models learn, and what does each cell cost overall."""
+    page.step("accuracy")
+    page.h(2, "Accuracy per cell")
+
+    def section():
+        table = accuracy_table(df)
+        page.p("Share of all test images predicted as their true class, mean over seeds; the 95 % interval covers "
+               "the seed-to-seed spread and the finite test set (docs/analysis.md, 'One variance model').")
+        page.table(table, "accuracy", "Test accuracy per cell.", rows=len(table))
+
+    _try(page, "accuracy", section)
 
 
 def _matrices(page: _Page, df, grid, baselines) -> None:
@@ -307,7 +324,7 @@ def _matrices(page: _Page, df, grid, baselines) -> None:
 
 BADGE = {"settled": "settled", "open": "not settled", "missing": "not answered"}
 KIND_TITLE = {
-    "baseline_recall": "Baseline recall", "noise_sensitivity": "Sensitivity to label noise",
+    "replication": "Is the class ranking reproducible at these seeds?", "baseline_recall": "Baseline recall", "noise_sensitivity": "Sensitivity to label noise",
     "size_sensitivity": "Sensitivity to less training data", "noise_bend": "Where recall bends against label noise",
     "size_bend": "Where recall bends against less training data", "confusion": "Directed confusions",
     "noise_vs_reduction": "Corrupted labels against fewer examples",
@@ -324,7 +341,10 @@ def _findings(page: _Page, df, n_boot: int) -> None:
         records = json.loads(table.to_json(orient="records"))  # NaN -> null
         (page.out / "findings.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
         table.to_csv(page.out / "findings.csv", index=False)
-        page.p(f"Generated from the statistics below. Each sentence gives its interval and p-value (Holm within "
+        page.p(f"Generated from the statistics below. The first question is whether the class ranking replicates "
+               "across halves of the seeds at all: where it does not, no class can be called more fragile than "
+               "another from these results, whatever the sentences after it say of single classes. "
+               f"Each sentence gives its interval and p-value (Holm within "
                f"the family it names); it is settled when p < 0.05 / {len(KINDS)}, the {len(KINDS)} kinds of "
                "finding sharing 0.05, so a grid with no effect settles nothing with probability at least 95 %. "
                "Otherwise it says how many seeds would settle it (80 % power at the observed seed-to-seed spread), "

@@ -65,7 +65,7 @@ def noise_vs_reduction(df: pd.DataFrame, *, fraction: float | None = None, confi
         model, fraction, class_name (ordered categorical), n_seeds (seeds in all three cells),
         baseline_recall, noise_recall, reduction_recall (seed means), drop_noise, drop_reduction
         (recall lost from baseline), difference (mean per-seed drop_noise - drop_reduction: > 0 means
-        the wrong labels hurt more than losing those examples), se, ci_low, ci_high (paired over
+        the wrong labels hurt more than losing those examples), se, df, ci_low, ci_high (paired over
         seeds, binomial floor, ``analysis.intervals``), p_value (t-test of difference = 0; NaN where
         not testable).
         Sorted by model, fraction, then difference descending.
@@ -107,7 +107,7 @@ def noise_vs_reduction(df: pd.DataFrame, *, fraction: float | None = None, confi
                 "model": grid.models[m], "fraction": x, "class_name": np.arange(K), "n_seeds": int(both.sum()),
                 "baseline_recall": base.mean(0), "noise_recall": noisy.mean(0), "reduction_recall": reduced.mean(0),
                 "drop_noise": (base - noisy).mean(0), "drop_reduction": (base - reduced).mean(0),
-                "difference": d["mean"], "se": d["se"], "ci_low": d["ci_low"], "ci_high": d["ci_high"],
+                "difference": d["mean"], "se": d["se"], "df": d["df"], "ci_low": d["ci_low"], "ci_high": d["ci_high"],
                 "p_value": d["p"],
             }).sort_values("difference", ascending=False, kind="stable"))
         return pd.concat(frames, ignore_index=True)
