@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from sweep.distributed.spec import MAX_SEED_COUNT
+from sweep.engine.config import MAX_STEPS
 
 
 def parse_train_size(text: str) -> int | float:
@@ -67,3 +68,4 @@ def int_at_least(low: int, high: int | None = None):
 positive_int = int_at_least(1)
 nonneg_int = int_at_least(0)
 seed_count = int_at_least(1, MAX_SEED_COUNT)  # the cap of a spec's `seeds = N`
+steps_count = int_at_least(1, MAX_STEPS)  # a steps budget, as TrialConfig.steps

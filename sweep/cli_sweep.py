@@ -13,9 +13,10 @@ import argparse
 import os
 import sys
 
-from sweep.cli_args import arg_type, nonneg_int, positive_int, seed_count
+from sweep.cli_args import arg_type, nonneg_int, positive_int, seed_count, steps_count
 from sweep.distributed.spec import MAX_SEED_COUNT, PRESETS, ExperimentSpec, load_preset, load_spec
 from sweep.distributed.trackers import TRACKERS
+from sweep.engine.config import MAX_STEPS
 
 HUGE_GRID = 2000  # trials; a bigger grid needs --yes (a typo in an axis can mean days of compute)
 
@@ -48,6 +49,10 @@ def add_sweep_parsers(subparsers: argparse._SubParsersAction) -> None:
                      help="also score the test set after every N-th epoch of each trial this run trains (>= 0, "
                           "0 = off): OUT/epochs/ gains test counts at those epochs and Tune gets test_accuracy; "
                           "trial ids do not change and done trials are not rerun; default: the spec's eval_every")
+    run.add_argument("--steps", type=steps_count, metavar="N", default=None,
+                     help=f"train every trial for exactly N optimizer steps (1 <= N <= {MAX_STEPS:,}) instead of the "
+                          "spec's epochs, which are then not used: each train size trains equally long. Part of the "
+                          "trial id, so another experiment: give it its own --out; default: the spec's budget")
     run.add_argument("--retries", type=nonneg_int, metavar="N", default=None,
                      help="retries per failing trial (>= 0); default: the spec's `retries`")
     run.add_argument("--max-concurrent", type=nonneg_int, metavar="N", default=None,
@@ -132,7 +137,7 @@ def resolve_spec(args: argparse.Namespace) -> ExperimentSpec:
     return spec.with_overrides(dataset=getattr(args, "dataset", None), seeds=args.seeds,
                                max_concurrent=getattr(args, "max_concurrent", None),
                                retries=getattr(args, "retries", None), keep_probs=getattr(args, "keep_probs", None),
-                               eval_every=getattr(args, "eval_every", None))
+                               eval_every=getattr(args, "eval_every", None), steps=getattr(args, "steps", None))
 
 
 def _run_command(args: argparse.Namespace) -> int:

@@ -13,8 +13,8 @@ import argparse
 import json
 import sys
 
-from sweep.cli_args import DefaultsHelpFormatter, arg_type, nonneg_int, parse_train_size
-from sweep.engine.config import DEVICES, TrialConfig
+from sweep.cli_args import DefaultsHelpFormatter, arg_type, nonneg_int, parse_train_size, steps_count
+from sweep.engine.config import DEVICES, MAX_STEPS, TrialConfig
 from sweep.engine.datasets import SPEC_FORMS
 from sweep.engine.malloc_tuning import enabled as malloc_tuning_enabled
 from sweep.engine.noise import NOISE_MODES
@@ -51,6 +51,9 @@ def add_trial_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--subset-mode", default="random", choices=SUBSET_MODES, help="how the reduced training set is drawn")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="integer >= 0; drives subset, noise, init and batch order")
     p.add_argument("--epochs", type=int, metavar="E", help="passes over the training subset, >= 1 (default: the model's recipe)")
+    p.add_argument("--steps", type=steps_count, metavar="N",
+                   help=f"train exactly N optimizer steps (1 <= N <= {MAX_STEPS:,}) instead of --epochs, whatever the "
+                        "train size; the last pass over the subset is cut short (default: the recipe's epochs)")
     p.add_argument("--batch-size", type=int, metavar="B",
                    help="examples per step, >= 1; >= 2 for the BatchNorm models fast_cnn and resnet18 "
                         "(default: the model's recipe)")
@@ -96,7 +99,7 @@ def format_trial(result) -> str:
         f"trial {c.trial_id}: {c.model} on {c.dataset}, {c.noise_mode} noise {c.noise_fraction:g} "
         f"(realized {result.realized_noise:.4f}), {result.train_size} training examples "
         f"({result.train_fraction:.1%} of the split), seed {c.seed}",
-        f"accuracy {result.accuracy:.4f} on {result.test_size} test images; {result.epochs} epochs, "
+        f"accuracy {result.accuracy:.4f} on {result.test_size} test images; {_budget(result)}, "
         f"train {result.train_seconds:.1f} s, total {result.seconds:.1f} s on {result.device}",
         "",
         "per-class accuracy (recall):",
@@ -110,6 +113,13 @@ def format_trial(result) -> str:
     return "\n".join(lines)
 
 
+def _budget(result) -> str:
+    """How long the trial trained: "15 epochs (165 steps)", or "2,000 steps (181.8 epochs)" under a steps budget."""
+    if result.config.steps is None:
+        return f"{result.epochs} epochs ({result.steps:,} steps)"
+    return f"{result.steps:,} steps ({result.epochs_trained:.4g} epochs)"
+
+
 def _trial_command(args: argparse.Namespace) -> int:
     malloc_tuning_enabled()  # a bad SWEEP_KEEP_FREED_MEMORY stops here, before any work
     params = {m.param.field: getattr(args, m.param.field) for m in NOISE_MODES.values() if m.param is not None}
@@ -117,7 +127,7 @@ def _trial_command(args: argparse.Namespace) -> int:
         dataset=args.dataset, model=args.model, noise_mode=args.noise_mode, noise_fraction=args.noise,
         train_size=args.train_size, seed=args.seed, subset_mode=args.subset_mode, **params,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        schedule=args.schedule, warmup=args.warmup, ema=args.ema,
+        schedule=args.schedule, warmup=args.warmup, ema=args.ema, steps=args.steps,
         augment=None if args.augment is None else args.augment == "on",
         device=args.device, num_threads=args.threads, data_dir=args.data_dir, keep_probs=args.keep_probs,
         eval_every=args.eval_every,

@@ -59,6 +59,10 @@ TRIALS_SCHEMA = pa.schema(KEY_FIELDS + [
     pa.field("worker_pid", pa.int64()),  # the process that ran it (dataset decoded once per process)
     pa.field("attempt", pa.int64()),  # 1 = first try
     pa.field("config_json", pa.string()),  # the full TrialConfig, JSON
+    # The training budget (sweep.engine.train.total_steps); null in trials written before it was recorded.
+    pa.field("steps", pa.int64()),  # optimizer steps taken
+    pa.field("epochs_trained", pa.float64()),  # steps / steps of a full pass: fractional under a steps budget
+    pa.field("steps_requested", pa.int64()),  # the config's steps budget; null = an epochs budget
 ])
 PROBS_SCHEMA = pa.schema(KEY_FIELDS + [
     pa.field("example", pa.int64()),  # index in the test split

@@ -127,14 +127,18 @@ class ExperimentSpec:
     # ---- overrides and serialization --------------------------------------------------------
     def with_overrides(self, *, dataset: str | None = None, seeds: int | None = None,
                        max_concurrent: int | None = None, retries: int | None = None,
-                       keep_probs: bool | None = None, eval_every: int | None = None) -> "ExperimentSpec":
+                       keep_probs: bool | None = None, eval_every: int | None = None,
+                       steps: int | None = None) -> "ExperimentSpec":
         """The CLI's --dataset / --seeds N (seeds 0..N-1) / --max-concurrent / --retries / --keep-probs /
-        --eval-every on top of a spec. keep_probs and eval_every are not part of a trial's identity: they
-        change what is written, not which trials exist."""
+        --eval-every / --steps on top of a spec. keep_probs and eval_every are not part of a trial's
+        identity: they change what is written, not which trials exist. steps is: it replaces the spec's
+        training budget (its epochs, if set, are dropped), so it names other trials, another experiment."""
         changes: dict[str, Any] = {}
         base = self.base
         if dataset is not None:
             base = base.replace(dataset=dataset)
+        if steps is not None:
+            base = base.replace(steps=steps, epochs=None)
         if keep_probs is not None:
             base = base.replace(keep_probs=keep_probs)
         if eval_every is not None:

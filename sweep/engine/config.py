@@ -38,6 +38,7 @@ DEVICES = ("auto", "cpu", "cuda")
 AXES = ("model", "noise_fraction", "train_size", "seed")  # what a grid varies; the rest a spec fixes
 MAX_EPOCHS = 100_000  # more is a typo (and the int64 epochs column must hold it)
 MAX_BATCH_SIZE = 1_000_000  # examples per step
+MAX_STEPS = 10_000_000  # optimizer steps of one trial; more is a typo (CIFAR-10, 15 epochs of 128: 5,865)
 
 
 def _meta(identity: str | None = None, spec: str | None = None) -> dict[str, Any]:
@@ -77,6 +78,9 @@ class TrialConfig:
     schedule: str | None = field(default=None, metadata=_meta("when_set", "training"))  # one of SCHEDULES
     warmup: float | None = field(default=None, metadata=_meta("when_set", "training"))  # share of steps, [0, 1)
     ema: float | None = field(default=None, metadata=_meta("when_set", "training"))  # weight EMA decay per step, [0, 1); 0 = off
+    # Training budget in optimizer steps, integer in [1, MAX_STEPS], instead of epochs (which must then
+    # be unset): every train size trains equally long, the last pass over the subset cut short.
+    steps: int | None = field(default=None, metadata=_meta("when_set", "training"))
     # Resources and outputs: not part of the trial's identity.
     device: str = field(default="auto", metadata=_meta(spec="resources"))  # one of DEVICES; auto = CUDA if present
     num_threads: int | None = field(default=None, metadata=_meta())  # torch CPU threads, >= 1; None = torch's
@@ -169,6 +173,11 @@ def _validate(c: TrialConfig) -> None:
             raise ValueError(f"{name} must be an integer >= 1, got {short_repr(value)}")
         if value is not None and value > high:
             raise ValueError(f"{name} must be at most {high:,}, got {short_repr(value)}")
+    if c.steps is not None and (not is_int(c.steps) or not 1 <= c.steps <= MAX_STEPS):
+        raise ValueError(f"steps must be an integer in [1, {MAX_STEPS:,}] (optimizer steps), got {short_repr(c.steps)}")
+    if c.steps is not None and c.epochs is not None:
+        raise ValueError(f"epochs and steps are two training budgets; set one of them, got epochs {c.epochs} "
+                         f"and steps {c.steps}")
     if c.model in BATCHNORM_MODELS:  # a fraction that selects one example is caught by sweep.engine.fit
         for name in ("train_size", "batch_size"):
             if is_int(getattr(c, name)) and getattr(c, name) == 1:

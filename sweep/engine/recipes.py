@@ -16,7 +16,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a model is trained by default. A TrialConfig's epochs/batch_size/lr/weight_decay override it."""
+    """How a model is trained by default. A TrialConfig's RECIPE_OVERRIDES override it.
+
+    The budget is ``epochs`` full passes over the subset unless ``steps`` is set: then exactly that
+    many optimizer steps, whatever the subset's size, and ``epochs`` is not used
+    (``sweep.engine.train.total_steps``).
+    """
 
     optimizer: str  # "adam" | "sgd"
     lr: float  # peak learning rate, for the batch size below
@@ -32,12 +37,13 @@ class Recipe:
     batchnorm: bool = False  # has BatchNorm layers: a training batch needs at least 2 examples
     ema: float = 0.0  # decay per optimizer step of an exponential moving average of the weights,
     # which is what gets evaluated; 0 = off (the last step's weights)
+    steps: int | None = None  # optimizer steps in all, replacing epochs; None = the epochs budget
 
 
 # The learning rate after the warm-up, as a share of the peak: constant; cosine to 0; triangle, a
 # straight line to 0 (with a warm-up, the speed-run records' triangle).
 SCHEDULES = ("constant", "cosine", "triangle")
-RECIPE_OVERRIDES = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup", "ema")  # TrialConfig fields
+RECIPE_OVERRIDES = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup", "ema", "steps")  # TrialConfig fields
 
 
 RECIPES: dict[str, Recipe] = {

@@ -101,6 +101,31 @@ def lr_factor(recipe: Recipe, step: int, total: int) -> float:
     raise ValueError(f"unknown schedule {recipe.schedule!r}; allowed: constant, cosine, triangle")
 
 
+def steps_per_epoch(n: int, recipe: Recipe) -> int:
+    """Optimizer steps of one full pass over ``n`` examples in the recipe's batches (at most ``n``
+    each); a trailing batch of one is dropped, as BatchNorm cannot train on it."""
+    batch = min(recipe.batch_size, n)
+    return n // batch + (1 if n % batch > 1 else 0)
+
+
+def total_steps(n: int, recipe: Recipe) -> int:
+    """Optimizer steps of a training run on ``n`` examples: ``recipe.steps`` when the recipe fixes
+    them (a budget equal for every train size), else ``recipe.epochs`` full passes. The learning-rate
+    schedule, the warm-up and the weight average run over this total."""
+    return recipe.steps if recipe.steps is not None else steps_per_epoch(n, recipe) * recipe.epochs
+
+
+def passes(n: int, recipe: Recipe) -> int:
+    """Passes over the ``n`` examples the run begins (one learning-curve record each): ``recipe.epochs``,
+    or under a steps budget as many as the steps need, the last one cut short."""
+    return -(-total_steps(n, recipe) // steps_per_epoch(n, recipe))
+
+
+def epochs_trained(n: int, recipe: Recipe) -> float:
+    """Passes over the ``n`` examples the run makes, counted in steps: fractional when the last is cut short."""
+    return total_steps(n, recipe) / steps_per_epoch(n, recipe)
+
+
 def train_model(
     model: nn.Module,
     images_u8: torch.Tensor,
@@ -123,6 +148,9 @@ def train_model(
     ``evaluate`` and ``eval_every`` N > 0, the model that would be evaluated now (the weight
     average when the recipe keeps one) is scored on the test set after every N-th epoch, which
     draws no random numbers and changes no weight or BatchNorm statistic.
+    The run takes :func:`total_steps` optimizer steps in passes over a fresh order each; under a
+    steps budget the last pass stops when the total is reached, and its record (and the loss
+    returned) covers the batches it took.
     Returns the training loss of the last epoch (mean over its batches).
     """
     if (on_epoch is not None or evaluate is not None) and curves is None:
@@ -132,8 +160,7 @@ def train_model(
     n, _, height, _ = images_u8.shape
     pad = crop_padding(height)
     batch = min(recipe.batch_size, n)
-    steps_per_epoch = n // batch + (1 if n % batch > 1 else 0)  # a trailing batch of one is dropped
-    total_steps = steps_per_epoch * recipe.epochs
+    per_epoch, total, epochs = steps_per_epoch(n, recipe), total_steps(n, recipe), passes(n, recipe)
     # channels_last pays on the CPU (oneDNN's NHWC kernels) as on CUDA; converting before the
     # optimizer is built keeps the optimizer's state in the same layout as its parameters.
     memory_format = torch.channels_last
@@ -145,19 +172,20 @@ def train_model(
         if recipe.ema > 0 else None)
     model.train()
     step, started, last_loss = 0, time.perf_counter(), float("nan")
-    for epoch in range(recipe.epochs):
+    for epoch in range(epochs):
         order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
         shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).to(device, non_blocking=True)
         flips = (torch.rand(n, generator=generator) < 0.5).to(device, non_blocking=True)
         loss_sum = torch.zeros((), device=device)
-        for i in range(steps_per_epoch):
+        taken = min(per_epoch, total - step)  # this pass's steps
+        for i in range(taken):
             idx = order[i * batch : (i + 1) * batch]
             x = images_u8[idx]
             if augment:
                 x = augment_batch(x, shifts[idx], flips[idx], pad)
             x = ((x.float() / 255 - mean) / std).contiguous(memory_format=memory_format)
             for group in optimizer.param_groups:
-                group["lr"] = recipe.lr * lr_factor(recipe, step, total_steps)
+                group["lr"] = recipe.lr * lr_factor(recipe, step, total)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
                 logits = model(x)
             y = labels[idx]
@@ -171,7 +199,7 @@ def train_model(
             if curves is not None:
                 curves.update(idx, logits, y)  # learning curves from this pass's logits: no extra pass
             step += 1
-        last_loss = float(loss_sum) / max(1, steps_per_epoch)  # one host sync per epoch
+        last_loss = float(loss_sum) / taken  # one host sync per epoch
         if curves is not None:
             test = None
             if evaluate is not None and due_for_test(epoch + 1, eval_every):
@@ -179,7 +207,7 @@ def train_model(
                 test = evaluate(scored)
                 scored.train()  # back to training mode (BatchNorm batch statistics) for the next epoch
                 model.train()
-            stats = curves.finish(epoch + 1, recipe.epochs, time.perf_counter() - started, test)
+            stats = curves.finish(epoch + 1, epochs, time.perf_counter() - started, test)
             if on_epoch is not None:
                 on_epoch(stats)
     if average is not None:  # what gets evaluated is the average

@@ -32,7 +32,8 @@ from sweep.engine.noise import NoisyLabels, make_noisy_labels
 from sweep.engine.recipes import recipe_for
 from sweep.engine.rng import torch_generator, torch_seed
 from sweep.engine.subsets import nested_subset
-from sweep.engine.train import EpochCallback, normalize_stats, predict_probs, train_model
+from sweep.engine.train import (EpochCallback, epochs_trained, normalize_stats, passes, predict_probs, total_steps,
+                                train_model)
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ class TrialResult:
     train_size: int  # training examples actually used
     train_fraction: float  # train_size / size of the full train split
     test_size: int
-    epochs: int
+    epochs: int  # passes over the subset begun, the last one partial under a steps budget
+    steps: int  # optimizer steps taken
+    epochs_trained: float  # steps / steps of a full pass: the passes made, fractional under a steps budget
     train_seconds: float  # wall clock, training only
     seconds: float  # wall clock, the whole trial including data preparation and evaluation
     final_train_loss: float  # mean loss of the last epoch, on the noisy labels
@@ -76,6 +79,8 @@ class TrialResult:
             "train_fraction": self.train_fraction,
             "test_size": self.test_size,
             "epochs": self.epochs,
+            "steps": self.steps,
+            "epochs_trained": self.epochs_trained,
             "train_seconds": self.train_seconds,
             "seconds": self.seconds,
             "final_train_loss": _number_or_null(self.final_train_loss),
@@ -262,7 +267,9 @@ def run_trial(
         train_size=train_size,
         train_fraction=train_size / population,
         test_size=int(confusion.sum()),
-        epochs=recipe.epochs,
+        epochs=passes(train_size, recipe),
+        steps=total_steps(train_size, recipe),
+        epochs_trained=epochs_trained(train_size, recipe),
         train_seconds=train_seconds,
         seconds=time.perf_counter() - started,
         final_train_loss=final_loss,

@@ -125,7 +125,7 @@ def test_help_shows_each_default_once_and_truly():
             options.append(line.strip())
         elif options and line.strip():
             options[-1] += " " + line.strip()
-    assert len(options) == 24
+    assert len(options) == 25
     for line in options:
         assert line.count("default") <= 1 and "(default: None)" not in line, line
     assert "(default: torch's own, one per physical core" in next(o for o in options if o.startswith("--threads"))

@@ -45,7 +45,7 @@ def make_result(config: TrialConfig | None = None, *, k: int = 3, keep_probs: bo
         config=config, classes=tuple(f"class{i}" for i in range(k)), confusion=confusion,
         accuracy=float(np.trace(confusion) / confusion.sum()),
         per_class_accuracy=np.diag(confusion) / confusion.sum(axis=1), realized_noise=0.24,
-        train_size=100, train_fraction=0.5, test_size=int(confusion.sum()), epochs=1, train_seconds=0.5,
+        train_size=100, train_fraction=0.5, test_size=int(confusion.sum()), epochs=1, steps=1, epochs_trained=1.0, train_seconds=0.5,
         seconds=0.7, final_train_loss=1.0, device="cpu (1 threads)",
         versions={"torch": "x", "torchvision": "y", "numpy": "z", "python": "3", "sweep": "0.1.0"},
         test_labels=labels, probs=probs, curves=curves,
