@@ -34,6 +34,7 @@ from sweep.contract import results_folder_around
 from . import figures
 from .confusion import directional_confusions, directional_trends, mean_confusion, relative_confusion
 from .accuracy import accuracy_table
+from .budget import training_budget
 from .curves import breakpoints, class_curves
 from .findings import KINDS, findings
 from .grid import MIN_BOOT_SEEDS, check_options, to_grid
@@ -257,6 +258,11 @@ def _overview(page: _Page, grid, baselines, folders) -> None:
            f"{', '.join(grid.models)}; noise fractions {', '.join(f'{v:g}' for v in grid.noise)}; train fractions "
            f"{', '.join(f'{v:g}' for v in grid.fracs[::-1])}; {int(grid.present.sum())} trials over up to "
            f"{int(seeds.max())} seeds per model. Intervals are 95 %; comparisons are paired by seed.")
+    budgets = "; ".join(f"{os.fspath(path)}: {training_budget(path)}" if len(folders) > 1 else training_budget(path)
+                        for path, _ in folders)
+    page.p(f"Training budget: {budgets}. With a budget in epochs a smaller training set also gets fewer optimizer "
+           "steps, so the size axis mixes less data with less training; a budget in steps ([training] steps) "
+           "trains every size equally long.")
     for model, base in baselines.items():
         if isinstance(base, ValueError):
             page.note(f"model {model}: {base}")
