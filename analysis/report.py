@@ -1,13 +1,13 @@
 """One results folder (or several) -> PNG figures, CSV tables and one self-contained HTML page (``index.html``).
 
-Sections in reading order: the grid and a contents list; accuracy per cell; the findings in
-sentences, the first of them whether the class ranking replicates across seed halves (also written to
+Sections in reading order: the grid and a contents list; the findings in sentences, the first of
+them whether the class ranking replicates across seed halves; accuracy per cell (also written to
 ``findings.json``); sensitivity rankings; confusion heatmaps and change against baseline; per-class
 curves with breakpoint tables; the model comparison; directional confusions; noise against less
 data; exchange rate; classes by recall per cell; the most confidently misclassified test images (from
 ``OUT/probs``, when the sweep kept them); memorisation of the corrupted labels against epoch (from
-``OUT/epochs``, ``analysis.report_learning``). Wide tables scroll inside their own box, so the
-page never scrolls sideways. A section that the
+``OUT/epochs``, ``analysis.report_learning``). Wide and long tables scroll inside their own box, so
+the page never scrolls sideways. A section that the
 grid cannot support (only noise, only size, one seed, ...) is replaced by a visible note saying why.
 Images are embedded as base64, so the page opens offline and can be mailed as one file. Several
 folders sharing their classes make one report over the combined table (see :mod:`analysis.several`):
@@ -119,7 +119,7 @@ class _Page:
 
     def html(self, title: str) -> str:
         style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-                 ".scroll{overflow-x:auto;max-width:100%;margin-bottom:1.5em}"
+                 ".scroll{overflow:auto;max-width:100%;max-height:480px;margin-bottom:1.5em}"
                  "table.data{border-collapse:collapse;font-size:12px}"
                  "nav.contents{background:#f4f6f8;padding:6px 14px;font-size:14px}nav.contents li{margin:2px 0}"
                  "ul.findings li{margin:4px 0}.verdict{font-size:11px;padding:1px 5px;border-radius:3px;"
@@ -223,8 +223,8 @@ def write_report(results_path, *, to: str | os.PathLike | None = None, n_boot: i
         if issubclass(w.category, UserWarning):
             page.remark(f"loading: {w.message}")
     page.contents()
-    _accuracy(page, df)
     _findings(page, df, n_boot)
+    _accuracy(page, df)
     _rankings(page, df, grid, n_boot)
     _matrices(page, df, grid, baselines)
     _curves(page, df, grid, n_boot)
