@@ -18,7 +18,7 @@ from sweep.engine.config import DEVICES, TrialConfig
 from sweep.engine.datasets import SPEC_FORMS
 from sweep.engine.malloc_tuning import enabled as malloc_tuning_enabled
 from sweep.engine.noise import NOISE_MODES
-from sweep.engine.recipes import MODEL_NAMES, SCHEDULES
+from sweep.engine.recipes import MODEL_NAMES, SCHEDULES, batchnorm_help
 from sweep.engine.subsets import SUBSET_MODES
 
 DATASET_HELP = " | ".join(f"{form} (offline default)" if form == "digits" else form for form in SPEC_FORMS)
@@ -52,8 +52,7 @@ def add_trial_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="N", help="integer >= 0; drives subset, noise, init and batch order")
     p.add_argument("--epochs", type=int, metavar="E", help="passes over the training subset, >= 1 (default: the model's recipe)")
     p.add_argument("--batch-size", type=int, metavar="B",
-                   help="examples per step, >= 1; >= 2 for the BatchNorm models fast_cnn and resnet18 "
-                        "(default: the model's recipe)")
+                   help=f"examples per step, >= 1; >= 2 for {batchnorm_help()} (default: the model's recipe)")
     p.add_argument("--lr", type=float, metavar="LR", help="peak learning rate, > 0 (default: the model's recipe)")
     p.add_argument("--weight-decay", type=float, metavar="WD", help="L2 coefficient, >= 0 (default: the model's recipe)")
     p.add_argument("--schedule", choices=SCHEDULES,
