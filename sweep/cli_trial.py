@@ -42,10 +42,9 @@ def add_trial_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--noise-mode", default="shuffle", choices=NOISE_MODES, help="how labels are corrupted")
     for mode, spec in NOISE_MODES.items():  # each mode's parameter, declared with the mode
         if spec.param is not None:
-            default = spec.param.default
-            shown = f"default: {','.join(':'.join(p) for p in default)}" if default else "required above noise 0"
             p.add_argument(spec.param.flag, type=arg_type(spec.param.parse_arg), metavar=spec.param.metavar,
-                           dest=spec.param.field, help=f"{spec.param.what} for --noise-mode {mode} ({shown})")
+                           dest=spec.param.field,
+                           help=f"{spec.param.what} for --noise-mode {mode} ({spec.param.default_help()})")
     p.add_argument("--train-size", type=parse_train_size, default=None, metavar="S",
                    help="training examples: a count in [1, split size] or a fraction in (0, 1]; default: the whole split")
     p.add_argument("--subset-mode", default="random", choices=SUBSET_MODES, help="how the reduced training set is drawn")

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a model is trained by default, and the images it takes. A TrialConfig's overrides (RECIPE_OVERRIDES) replace its training fields."""
+    """How a model is trained by default, and the images it takes; a TrialConfig's RECIPE_OVERRIDES replace
+    its training fields."""
 
     optimizer: str  # "adam" | "sgd"
     lr: float  # peak learning rate, for the batch size below
