@@ -6,8 +6,9 @@ with the engine's own pure rules for which image is test example i, imported fro
 ``sweep.engine.datasets`` (``digits_split``) and ``sweep.engine.image_decode`` (the sorted class
 folders, the Parquet columns, Pillow decoding), which import numpy, pyarrow and Pillow only. So
 example i here is example i of the trial's ``test_labels``, and a test checks it against
-``load_dataset``. ``cifar10`` is not read: its files are Python pickles, and ``analysis`` never
-unpickles; export it as ``parquet:DIR`` to see its images.
+``load_dataset``. ``READERS`` maps each dataset kind to its reader; ``cifar10`` is not read
+(``UNREADABLE``): its files are Python pickles, and ``analysis`` never unpickles; export it as
+``parquet:DIR`` to see its images.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-READABLE = ("digits", "parquet:DIR", "imagefolder:DIR")
-
 
 class ImagesUnavailable(ValueError):
     """The images cannot be shown here: the dataset is absent, unreadable here, or not the one scored."""
@@ -34,18 +32,14 @@ def read_test_images(dataset: str, examples, *, true_classes=None) -> np.ndarray
         raise TypeError(f"dataset must be a dataset spec string, got {dataset!r}")
     examples = np.asarray(examples, dtype=np.int64)
     kind, colon, rest = dataset.partition(":")
-    if kind == "digits" and not colon:
-        images, names, size = _digits(examples)
-    elif kind == "parquet" and rest:
-        images, names, size = _parquet(Path(rest).expanduser(), examples)
-    elif kind == "imagefolder" and rest:
-        images, names, size = _imagefolder(Path(rest).expanduser(), examples)
-    elif kind == "cifar10":
-        raise ImagesUnavailable("the images of cifar10 are not shown: its files are Python pickles, which analysis "
-                                f"never unpickles; the panel reads {', '.join(READABLE)} (export CIFAR-10 as "
-                                "parquet:DIR to see them)")
-    else:
+    if kind in UNREADABLE:
+        why, instead = UNREADABLE[kind]
+        raise ImagesUnavailable(f"the images of {kind} are not shown: {why}; the panel reads {', '.join(READABLE)} "
+                                f"({instead})")
+    form, reader = READERS.get(kind, ("", None))
+    if reader is None or (not rest if form.endswith(":DIR") else colon):
         raise ImagesUnavailable(f"cannot read images of dataset {dataset!r}; the panel reads {', '.join(READABLE)}")
+    images, names, size = reader(Path(rest).expanduser(), examples)
     if true_classes is not None:
         for example, expected, name in zip(examples, true_classes, names):
             if str(expected) != name:
@@ -60,7 +54,7 @@ def _check_range(examples: np.ndarray, size: int, where: str) -> None:
                                 "not the test split the sweep scored")
 
 
-def _digits(examples: np.ndarray) -> tuple[np.ndarray, list[str], int]:
+def _digits(_folder: Path, examples: np.ndarray) -> tuple[np.ndarray, list[str], int]:
     from sklearn.datasets import load_digits
 
     from sweep.engine.datasets import digits_split
@@ -105,4 +99,13 @@ def _imagefolder(folder: Path, examples: np.ndarray) -> tuple[np.ndarray, list[s
     return images, [name for name, _ in chosen], len(files)
 
 
-__all__ = ["read_test_images", "ImagesUnavailable", "READABLE"]
+# One entry per kind of sweep.engine.datasets.LOADERS (a test holds them equal): its spec form and the reader
+# of its test images (folder, examples) -> (uint8 images, class names, test-split size), or why not and what
+# to do instead.
+READERS = {"digits": ("digits", _digits), "parquet": ("parquet:DIR", _parquet),
+           "imagefolder": ("imagefolder:DIR", _imagefolder)}
+UNREADABLE = {"cifar10": ("its files are Python pickles, which analysis never unpickles",
+                          "export CIFAR-10 as parquet:DIR to see them")}
+READABLE = tuple(form for form, _ in READERS.values())
+
+__all__ = ["read_test_images", "ImagesUnavailable", "READABLE", "READERS", "UNREADABLE"]

@@ -17,6 +17,7 @@ from sweep.cli_args import arg_type, nonneg_int, positive_int, seed_count, steps
 from sweep.distributed.spec import MAX_SEED_COUNT, PRESETS, ExperimentSpec, load_preset, load_spec
 from sweep.distributed.trackers import TRACKERS
 from sweep.engine.config import MAX_STEPS
+from sweep.engine.datasets import SPEC_FORMS
 
 HUGE_GRID = 2000  # trials; a bigger grid needs --yes (a typo in an axis can mean days of compute)
 
@@ -36,8 +37,7 @@ def add_sweep_parsers(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--out", metavar="PATH", default=None,
                      help="output folder or URI (local, NFS, s3://bucket/prefix); default: results/<experiment>")
     run.add_argument("--dataset", metavar="SPEC", default=None,
-                     help="replace the spec's dataset: digits | cifar10 | parquet:DIR | imagefolder:DIR; "
-                          "default: the spec's")
+                     help=f"replace the spec's dataset: {' | '.join(SPEC_FORMS)}; default: the spec's")
     run.add_argument("--seeds", type=seed_count, metavar="N", default=None,
                      help=f"use seeds 0..N-1 (1 <= N <= {MAX_SEED_COUNT}) instead of the spec's; raising N extends a finished sweep; "
                           "default: the spec's seeds")

@@ -18,7 +18,7 @@ from sweep.engine.config import DEVICES, MAX_STEPS, TrialConfig
 from sweep.engine.datasets import SPEC_FORMS
 from sweep.engine.malloc_tuning import enabled as malloc_tuning_enabled
 from sweep.engine.noise import NOISE_MODES
-from sweep.engine.recipes import MODEL_NAMES, SCHEDULES
+from sweep.engine.recipes import MODEL_NAMES, SCHEDULES, batchnorm_help
 from sweep.engine.subsets import SUBSET_MODES
 
 DATASET_HELP = " | ".join(f"{form} (offline default)" if form == "digits" else form for form in SPEC_FORMS)
@@ -42,10 +42,9 @@ def add_trial_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--noise-mode", default="shuffle", choices=NOISE_MODES, help="how labels are corrupted")
     for mode, spec in NOISE_MODES.items():  # each mode's parameter, declared with the mode
         if spec.param is not None:
-            default = spec.param.default
-            shown = f"default: {','.join(':'.join(p) for p in default)}" if default else "required above noise 0"
             p.add_argument(spec.param.flag, type=arg_type(spec.param.parse_arg), metavar=spec.param.metavar,
-                           dest=spec.param.field, help=f"{spec.param.what} for --noise-mode {mode} ({shown})")
+                           dest=spec.param.field,
+                           help=f"{spec.param.what} for --noise-mode {mode} ({spec.param.default_help()})")
     p.add_argument("--train-size", type=parse_train_size, default=None, metavar="S",
                    help="training examples: a count in [1, split size] or a fraction in (0, 1]; default: the whole split")
     p.add_argument("--subset-mode", default="random", choices=SUBSET_MODES, help="how the reduced training set is drawn")
@@ -55,8 +54,7 @@ def add_trial_parser(subparsers: argparse._SubParsersAction) -> None:
                    help=f"train exactly N optimizer steps (1 <= N <= {MAX_STEPS:,}) instead of --epochs, whatever the "
                         "train size; the last pass over the subset is cut short (default: the recipe's epochs)")
     p.add_argument("--batch-size", type=int, metavar="B",
-                   help="examples per step, >= 1; >= 2 for the BatchNorm models fast_cnn and resnet18 "
-                        "(default: the model's recipe)")
+                   help=f"examples per step, >= 1; >= 2 for {batchnorm_help()} (default: the model's recipe)")
     p.add_argument("--lr", type=float, metavar="LR", help="peak learning rate, > 0 (default: the model's recipe)")
     p.add_argument("--weight-decay", type=float, metavar="WD", help="L2 coefficient, >= 0 (default: the model's recipe)")
     p.add_argument("--schedule", choices=SCHEDULES,

@@ -117,6 +117,11 @@ class NoiseParam:
     normalize: Callable[[Any], Any]  # a config/spec value -> a hashable one; ValueError naming the value
     resolve: Callable[[Any, Sequence[str]], Any]  # value + the dataset's classes -> what the mode takes
     default: Any = None  # used when unset; None: the mode needs the parameter at a fraction above 0
+    show: Callable[[Any], str] = str  # a value as the flag's text, e.g. the default in --help
+
+    def default_help(self) -> str:
+        """The default as the flag's help states it: its text, or that the mode needs the parameter."""
+        return "required above noise 0" if self.default is None else f"default: {self.show(self.default)}"
 
 
 def _normalize_pairs(pairs: Any) -> tuple[tuple[str, str], ...]:
@@ -137,6 +142,11 @@ def parse_pairs(text: str) -> tuple[tuple[str, str], ...]:
             raise ValueError(f"noise pairs must look like 'cat:dog,truck:automobile', got {short_repr(item)}")
         pairs.append((source, target))
     return tuple(pairs)
+
+
+def format_pairs(pairs: Sequence[tuple[str, str]]) -> str:
+    """(('cat', 'dog'), ('dog', 'cat')) -> 'cat:dog,dog:cat': the inverse of :func:`parse_pairs`."""
+    return ",".join(f"{source}:{target}" for source, target in pairs)
 
 
 def check_pairs(pairs: Sequence[tuple[str, str]], classes: Sequence[str]) -> list[tuple[int, int]]:
@@ -219,7 +229,8 @@ NOISE_MODES: dict[str, NoiseMode] = {
     "symmetric": NoiseMode(_symmetric, "a uniformly random different class"),
     "pairs": NoiseMode(_pairs, "fraction f of each source class flips to its target class", NoiseParam(
         field="noise_pairs", what="source -> target class flips", flag="--noise-pairs", metavar="SRC:DST,...",
-        parse_arg=parse_pairs, normalize=_normalize_pairs, resolve=check_pairs, default=CIFAR10_PAIRS)),
+        parse_arg=parse_pairs, normalize=_normalize_pairs, resolve=check_pairs, default=CIFAR10_PAIRS,
+        show=format_pairs)),
     "matrix": NoiseMode(_matrix, "drawn from row true class of a K x K row-stochastic matrix", NoiseParam(
         field="noise_matrix", what="a K x K row-stochastic matrix", flag="--noise-matrix", metavar="FILE",
         parse_arg=read_matrix, normalize=_normalize_matrix,

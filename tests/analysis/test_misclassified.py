@@ -101,6 +101,20 @@ def test_the_images_are_the_engines_test_images(digits_out):
         read_test_images("cifar10", [0])
 
 
+def test_every_dataset_kind_is_readable_or_listed_as_not_readable():
+    """A new LOADERS entry must get a reader here (its images in the report) or a reason why not."""
+    from analysis.images import READERS, UNREADABLE
+    from sweep.engine.datasets import LOADERS
+
+    assert not set(READERS) & set(UNREADABLE)
+    assert set(READERS) | set(UNREADABLE) == set(LOADERS)
+    assert {kind: form for kind, (form, _) in READERS.items()} == {kind: LOADERS[kind].form for kind in READERS}
+    for spec in ("digits:x", "parquet", "parquet:", "imagefolder", "mnist"):
+        with pytest.raises(ImagesUnavailable, match=rf"^cannot read images of dataset '{spec}'; the panel reads "
+                                                    "digits, parquet:DIR, imagefolder:DIR$"):
+            read_test_images(spec, [0])
+
+
 @pytest.mark.parametrize("kind", ["parquet", "imagefolder"])
 def test_parquet_and_imagefolder_indices_agree_with_the_engine(kind, tmp_path):
     from PIL import Image

@@ -157,3 +157,19 @@ def test_keep_probs_summary_lists_the_most_confident_mistakes(capsys):
     assert p == sorted(p, reverse=True) and all(0.0 < v <= 1.0 for v in p)
     assert all(re.match(r"\s+example\s+\d+\s+true\s+\d\s+taken for\s+\d\s+p = ", line) for line in rows)
 
+
+
+def test_a_noise_mode_with_a_scalar_parameter_shows_its_default_in_help(monkeypatch, capsys):
+    """Each NoiseParam formats its own default: a mode whose parameter is a number must not break --help."""
+    from sweep.engine.noise import NOISE_MODES, NoiseMode, NoiseParam
+
+    scalar = NoiseParam(field="noise_scale", what="a scale", flag="--noise-scale", metavar="X", parse_arg=float,
+                        normalize=float, resolve=lambda value, classes: value, default=0.5)
+    monkeypatch.setitem(NOISE_MODES, "scaled", NoiseMode(NOISE_MODES["symmetric"].corrupt, "scaled", scalar))
+    with pytest.raises(SystemExit) as info:
+        main(["trial", "--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a scale for --noise-mode scaled (default: 0.5)" in text
+    assert "source -> target class flips for --noise-mode pairs (default: truck:automobile," in text
+    assert "for --noise-mode matrix (required above noise 0)" in text

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from sweep.engine.config import TrialConfig
-from sweep.engine.recipes import BATCHNORM_MODELS, RECIPES, recipe_for
+from sweep.engine.recipes import (BATCHNORM_MODELS, MODEL_NAMES, RECIPES, batchnorm_help, batchnorm_message,
+                                   check_image_size, recipe_for)
 from sweep.engine.models import MODELS, build_model
 
 
@@ -95,3 +96,27 @@ def test_batchnorm_models_list_is_exactly_the_models_with_batchnorm(name):
     model = build_model(name, (3, 32, 32), 10)
     has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     assert has_batchnorm == (name in BATCHNORM_MODELS)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_image_size_the_recipe_allows_builds_and_runs(name):
+    """The recipe's side_multiple/min_side are the model's real limits: every side they allow runs."""
+    recipe = RECIPES[name]
+    allowed = [side for side in range(1, 13) if side % recipe.side_multiple == 0 and side >= recipe.min_side]
+    assert allowed and len(allowed) < 12 or name == "resnet18"
+    for side in allowed:
+        check_image_size(name, side, side)
+        with torch.no_grad():
+            assert build_model(name, (1, side, side), 3).eval()(torch.zeros(1, 1, side, side)).shape == (1, 3)
+    for side in sorted(set(range(1, 13)) - set(allowed)):
+        with pytest.raises(ValueError, match=rf"^{name} needs image.* \({recipe.size_reason}\), got {side}x{side}$"):
+            check_image_size(name, side, side)
+
+
+def test_batchnorm_help_and_message_name_the_models_their_recipes_flag():
+    plain = [name for name in MODEL_NAMES if name not in BATCHNORM_MODELS]
+    assert plain and BATCHNORM_MODELS
+    assert all(name in batchnorm_help() for name in BATCHNORM_MODELS)
+    assert not any(name in batchnorm_help() for name in plain)
+    message = batchnorm_message(BATCHNORM_MODELS[0], "batch_size 1")
+    assert message.split("(allowed: ")[1].startswith(">= 2, or model") and all(name in message for name in plain)

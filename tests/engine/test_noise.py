@@ -115,3 +115,9 @@ def test_pairs_with_unknown_class_is_rejected():
 def test_bad_matrices_are_rejected(matrix, message):
     with pytest.raises(ValueError, match=message):
         check_matrix(matrix, 2)
+
+
+def test_a_pairs_default_shown_in_help_parses_back_to_itself():
+    from sweep.engine.noise import CIFAR10_PAIRS, format_pairs, parse_pairs
+
+    assert parse_pairs(format_pairs(CIFAR10_PAIRS)) == CIFAR10_PAIRS

@@ -52,6 +52,15 @@ def test_help_lists_every_option_with_its_default(capsys):
     assert "(default: None)" not in text
 
 
+def test_run_dataset_help_lists_every_loader_form(capsys):
+    from sweep.engine.datasets import SPEC_FORMS
+
+    with pytest.raises(SystemExit):
+        sweep_main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"replace the spec's dataset: {' | '.join(SPEC_FORMS)}; default" in text and len(SPEC_FORMS) == 4
+
+
 @pytest.mark.parametrize("argv, match", [
     (["run", "nope.toml"], r"^sweep run: error: spec file not found: nope\.toml$"),
     (["run", "--preset", "quick", "x.toml"], r"give a SPEC file or --preset, not both"),
