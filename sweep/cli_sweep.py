@@ -140,6 +140,14 @@ def resolve_spec(args: argparse.Namespace) -> ExperimentSpec:
                                eval_every=getattr(args, "eval_every", None), steps=getattr(args, "steps", None))
 
 
+def run_options(args: argparse.Namespace):
+    """The RunOptions a `sweep run` command line asks for (the progress line is always drawn)."""
+    from sweep.distributed.driver import RunOptions
+
+    return RunOptions(address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard, verbose=args.verbose,
+                      adopt=args.adopt, trackers=tuple(args.log or ()), compact=args.compact)
+
+
 def _run_command(args: argparse.Namespace) -> int:
     from sweep.distributed.driver import run_sweep
     from sweep.distributed.progress import format_seconds
@@ -157,9 +165,7 @@ def _run_command(args: argparse.Namespace) -> int:
     out = os.path.join("results", spec.name) if args.out is None else args.out
     if args.until_settled is not None:
         return _settle_command(args, spec, out, log)
-    outcome = run_sweep(spec, out, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
-                        verbose=args.verbose, adopt=args.adopt, trackers=args.log or (), compact=args.compact,
-                        log=log)
+    outcome = run_sweep(spec, out, run_options(args), log=log)
     if outcome.ran == 0:
         return 0
     done = outcome.skipped + outcome.succeeded
@@ -191,9 +197,8 @@ def _settle_command(args: argparse.Namespace, spec: ExperimentSpec, out: str, lo
     """`sweep run --until-settled`: rounds of run_sweep until the target is met (the loop logs each round)."""
     from sweep.distributed.settle_loop import run_until_settled
 
-    result = run_until_settled(spec, out, target=args.until_settled, max_seeds=args.max_seeds, address=args.address,
-                               num_cpus=args.num_cpus, dashboard=args.dashboard, verbose=args.verbose,
-                               adopt=args.adopt, trackers=args.log or (), compact=args.compact, log=log)
+    result = run_until_settled(spec, out, run_options(args), target=args.until_settled, max_seeds=args.max_seeds,
+                               log=log)
     if result.stop in SETTLE_EXIT:
         return SETTLE_EXIT[result.stop]
     outcome = result.outcome

@@ -45,32 +45,44 @@ def resolve_address(address: str | None) -> str | None:
     return None if address == "local" else address
 
 
-def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num_cpus: int | None = None,
-              dashboard: bool = False, verbose: bool = False, progress: bool = True, adopt: bool = False,
-              trackers: str | Sequence[str] = (), compact: bool = True, log: Log | None = None) -> SweepOutcome:
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is carried out, not what it computes: none of these is part of the experiment or a trial id,
+    so any run of a sweep may change them. :func:`run_sweep` and ``run_until_settled`` take the same object.
+    """
+
+    address: str | None = None  # Ray cluster to join (host:port, ray://host:port, auto); None: $RAY_ADDRESS, else local
+    num_cpus: int | None = None  # CPUs of a local Ray (None: all cores); ignored with an address
+    dashboard: bool = False  # start Ray's dashboard with a local Ray, bound to 127.0.0.1:8265
+    verbose: bool = False  # Ray's and Tune's own logs and tables instead of one progress line
+    progress: bool = True  # draw the live progress line on stderr
+    adopt: bool = False  # take over an OUT whose experiment.json is gone, when every trial in it is spec's
+    trackers: str | Sequence[str] = ()  # "tensorboard", "mlflow", "wandb", or a comma list (sweep.distributed.trackers)
+    compact: bool = True  # merge the per-trial files at the end once there are many (compact.AUTO_MIN_TRIALS)
+
+
+def run_sweep(spec: ExperimentSpec, out: str, options: RunOptions = RunOptions(), *,
+              log: Log | None = None) -> SweepOutcome:
     """Run every trial of ``spec`` whose result OUT does not hold yet, and say what became of them.
 
-    ``address`` is a Ray cluster to join (host:port, ray://host:port, auto; default $RAY_ADDRESS,
-    else a local Ray with ``num_cpus`` CPUs, started and shut down here). Messages (what will run,
-    on which Ray, corrupt files moved aside) go to ``log``, one line each; ``progress`` draws the
-    live progress line on stderr. A local run checks the grid against the dataset first (and fills
-    the dataset cache the workers then read); a cluster's driver does not read the dataset.
-    ``adopt`` takes over an OUT whose ``experiment.json`` is gone, when every trial in it belongs to
-    ``spec``'s experiment. ``trackers`` ("tensorboard", "mlflow", "wandb", or a comma list) log every
-    trial's reports to those trackers as well (``sweep.distributed.trackers``); they are not part of
-    the experiment, so any run of a sweep may add or drop them.
-    ``compact`` merges the per-trial files at the end once there are many
-    (sweep.distributed.compact.AUTO_MIN_TRIALS), unless the run was interrupted.
+    ``options`` (:class:`RunOptions`) say where and how: a Ray cluster to join, else a local Ray
+    started and shut down here. Messages (what will run, on which Ray, corrupt files moved aside) go
+    to ``log``, one line each. A local run checks the grid against the dataset first (and fills the
+    dataset cache the workers then read); a cluster's driver does not read the dataset. ``adopt``
+    takes over an OUT whose ``experiment.json`` is gone, when every trial in it belongs to ``spec``'s
+    experiment; trackers log every trial's reports as well. Compaction is skipped when the run was
+    interrupted.
     """
     from sweep.engine.malloc_tuning import enabled as malloc_tuning_enabled
 
     log = log or _log_to_stderr
     malloc_tuning_enabled()  # a bad SWEEP_KEEP_FREED_MEMORY stops here, before anything is started
     output = open_output(out)
-    trackers = resolve_trackers(trackers)  # an unknown or uninstalled tracker stops here
+    trackers = resolve_trackers(options.trackers)  # an unknown or uninstalled tracker stops here
     check_not_inside_results(output)
-    check_experiment(output, spec, adopt=adopt)
-    address = resolve_address(address)
+    check_experiment(output, spec, adopt=options.adopt)
+    address = resolve_address(options.address)
+    verbose, dashboard, num_cpus = options.verbose, options.dashboard, options.num_cpus
     num_train = None
     if address:
         check_reachable(address)
@@ -127,9 +139,9 @@ def run_sweep(spec: ExperimentSpec, out: str, *, address: str | None = None, num
         _log_cluster(fitted, local=not address, log=log)
         if trackers:
             log("logging every trial to " + "; ".join(f"{n}: {TRACKERS[n].what}" for n in trackers))
-        outcome = run_tune(fitted, output, todo, skipped=skipped, verbose=verbose, progress=progress,
+        outcome = run_tune(fitted, output, todo, skipped=skipped, verbose=verbose, progress=options.progress,
                            trackers=trackers)
-        if compact and lock.held and not outcome.unfinished:
+        if options.compact and lock.held and not outcome.unfinished:
             compact_after_run(output, log)
         return outcome
     except BaseException:
@@ -249,4 +261,4 @@ def sweep_status(out: str, spec: ExperimentSpec | None = None, *, seeds: int | N
                        failed=stuck, corrupt=scan.corrupt, stray=scan.stray)
 
 
-__all__ = ["run_sweep", "sweep_status", "SweepOutcome", "SweepStatus", "CellStatus"]
+__all__ = ["run_sweep", "RunOptions", "sweep_status", "SweepOutcome", "SweepStatus", "CellStatus"]

@@ -14,11 +14,10 @@ are never redone.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, replace
 
 from analysis.settle import GROWTH, SettleCheck, Target, max_looks, next_seed_count, parse_target, settle_check
-from sweep.distributed.driver import Log, _log_to_stderr, resolve_address, run_sweep
+from sweep.distributed.driver import Log, RunOptions, _log_to_stderr, resolve_address, run_sweep
 from sweep.distributed.experiment_record import check_experiment, read_experiment
 from sweep.distributed.spec import MAX_SEED_COUNT, ExperimentSpec
 from sweep.distributed.scan import scan_done
@@ -112,24 +111,22 @@ def _grid_results(out: str, spec: ExperimentSpec):
     return df[df["trial_id"].isin(ids)].reset_index(drop=True)
 
 
-def run_until_settled(spec: ExperimentSpec, out: str, *, target: Target | str, max_seeds: int,
-                      confidence: float = 0.95, growth: float = GROWTH, address: str | None = None,
-                      num_cpus: int | None = None, dashboard: bool = False, verbose: bool = False,
-                      progress: bool = True, adopt: bool = False, trackers: str | Sequence[str] = (),
-                      compact: bool = True, log: Log | None = None) -> SettleOutcome:
+def run_until_settled(spec: ExperimentSpec, out: str, options: RunOptions = RunOptions(), *, target: Target | str,
+                      max_seeds: int, confidence: float = 0.95, growth: float = GROWTH,
+                      log: Log | None = None) -> SettleOutcome:
     """Run ``spec`` into ``out`` in rounds of seeds 0..n-1 until ``target`` is met or n is ``max_seeds``.
 
     The first round has the spec's seeds, or the round OUT already reached; each later one has
     ``next_seed_count`` seeds. After each finished round, one line goes to ``log``: the round, its
     seeds and the target's figure; at the end one more says which stop and why. A round whose
     trials failed or were interrupted stops the run ("incomplete"): the same call resumes it.
-    ``address``, ``num_cpus``, ``dashboard``, ``verbose``, ``progress``, ``adopt``, ``trackers`` and
-    ``compact`` are :func:`run_sweep`'s. OUT's ``experiment.json`` records the last round's seeds.
+    ``options`` are :func:`run_sweep`'s, for every round (``adopt`` for the first only). OUT's
+    ``experiment.json`` records the last round's seeds.
     """
     log = log or _log_to_stderr
     target = parse_target(target) if isinstance(target, str) else target
     check_settle_request(spec, target, max_seeds)
-    check_experiment(open_output(out), spec, adopt=adopt)  # another experiment's OUT: refused before any count
+    check_experiment(open_output(out), spec, adopt=options.adopt)  # another experiment's OUT: refused before any count
     looks = max_looks(len(spec.seeds), max_seeds, growth=growth)
     n = first_round_seeds(out, spec, max_seeds)
     rounds: list[SettleRound] = []
@@ -141,9 +138,7 @@ def run_until_settled(spec: ExperimentSpec, out: str, *, target: Target | str, m
         while True:
             number = len(rounds) + 1
             round_spec = spec.with_overrides(seeds=n)
-            outcome = run_sweep(round_spec, out, address=address, num_cpus=num_cpus, dashboard=dashboard,
-                                verbose=verbose, progress=progress, adopt=adopt and number == 1, trackers=trackers,
-                                compact=compact, log=log)
+            outcome = run_sweep(round_spec, out, replace(options, adopt=options.adopt and number == 1), log=log)
             if outcome.failed or outcome.unfinished:
                 rounds.append(SettleRound(number, n, outcome, None))
                 what = (f"{len(outcome.failed)} trial(s) failed" if outcome.failed else
@@ -164,7 +159,7 @@ def run_until_settled(spec: ExperimentSpec, out: str, *, target: Target | str, m
                              f"{TARGET_WORDS[target.kind]}: {_figure(check)}; {need}", n, max_seeds, looks, rounds)
             n = next_seed_count(n, need=check.seeds_needed, max_seeds=max_seeds, growth=growth)
             if not started_ray:  # keep one Ray for the later rounds instead of starting one per round
-                started_ray = _connect(address, verbose=verbose, dashboard=dashboard, num_cpus=num_cpus)
+                started_ray = _connect(options)
     finally:
         if started_ray:
             import ray
@@ -191,10 +186,11 @@ def _stop(log: Log, target: Target, stop: str, reason: str, n: int, max_seeds: i
     return SettleOutcome(target, stop, reason, n, max_seeds, looks, tuple(rounds))
 
 
-def _connect(address: str | None, **options: Any) -> bool:
+def _connect(options: RunOptions) -> bool:
     from sweep.distributed.ray_connect import connect_ray
 
-    return connect_ray(resolve_address(address), **options)
+    return connect_ray(resolve_address(options.address), verbose=options.verbose, dashboard=options.dashboard,
+                       num_cpus=options.num_cpus)
 
 
 __all__ = ["run_until_settled", "SettleOutcome", "SettleRound", "STOPS", "check_settle_request", "first_round_seeds"]

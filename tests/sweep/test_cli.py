@@ -151,3 +151,21 @@ def test_status_against_another_experiments_spec_is_refused_as_run_would(quick_o
                      r"1 here; name: 'quick' there, 'smoke' here\); leave out SPEC", line), line
     assert sweep_main(["status", quick_out, "--preset", "fast"]) == 2
     assert "holds results of a different experiment (dataset: 'digits' there, 'cifar10' here" in error_line(capfd)
+
+
+def test_every_run_option_reaches_the_driver_from_the_command_line():
+    """`sweep run`'s flags fill every RunOptions field (the progress line is always on), for both entry points."""
+    import dataclasses
+
+    from sweep.cli import build_parser
+    from sweep.cli_sweep import run_options
+    from sweep.distributed.driver import RunOptions
+
+    plain = run_options(build_parser().parse_args(["run"]))
+    assert plain == RunOptions()
+    args = build_parser().parse_args(["run", "--address", "h:1", "--num-cpus", "3", "--dashboard", "--verbose",
+                                      "--adopt", "--log", "mlflow", "--no-compact"])
+    changed = {f.name for f in dataclasses.fields(RunOptions)
+               if getattr(run_options(args), f.name) != getattr(RunOptions(), f.name)}
+    assert changed == {f.name for f in dataclasses.fields(RunOptions)} - {"progress"}
+    assert run_options(args).trackers == ("mlflow",) and run_options(args).num_cpus == 3
