@@ -207,7 +207,9 @@ def trials_table(result: Any, experiment: str, *, started_at: datetime, placemen
         "hostname": [str(placement.get("hostname", ""))], "node_ip": [str(placement.get("node_ip", ""))],
         "node_id": [str(placement.get("node_id", ""))], "worker_pid": [int(placement.get("pid", os.getpid()))],
         "attempt": [int(attempt)], "config_json": [json.dumps(c.to_dict(), sort_keys=True)],
-        "steps": [result.steps], "epochs_trained": [float(result.epochs_trained)], "steps_requested": [c.steps],
+        # A duck-typed result from before step budgets (tests, older callers) records them as unknown.
+        "steps": [getattr(result, "steps", None)],
+        "epochs_trained": [float(getattr(result, "epochs_trained", result.epochs))], "steps_requested": [c.steps],
     })
     return pa.Table.from_pydict(cols, schema=TRIALS_SCHEMA)
 
